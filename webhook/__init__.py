@@ -1,0 +1,56 @@
+"""The Flask edge of wastatus: the app factory, views, schemas and signature checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import redis
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from webhook.errors import code_for_status, error_response
+from webhook.settings import Settings
+from workers.connection import RedisNotConfigured, connect
+
+
+class State:
+    """What the app keeps between requests: its settings and one Redis client."""
+
+    not_configured = RedisNotConfigured
+
+    def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
+        self.settings = settings
+        self._env = env
+        self._redis: redis.Redis | None = None
+
+    def redis(self) -> redis.Redis:
+        """The Redis client, made on first use (a pool per gunicorn worker process)."""
+        if self._redis is None:
+            self._redis = connect(self.settings.redis_url, self._env)
+        return self._redis
+
+
+def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
+    """The web app, configured from `test_config` if given, else from the environment."""
+    env = os.environ if test_config is None else test_config
+    settings = Settings.from_env(env)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.json.ensure_ascii = False
+    app.extensions["wastatus"] = State(settings, env)
+
+    from webhook import views
+
+    app.register_blueprint(views.bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return error_response(code_for_status(error.code or 500))
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        app.logger.exception("request.failed")
+        return error_response("internal-error")
+
+    return app

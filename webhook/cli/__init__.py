@@ -1,0 +1,18 @@
+"""The `wastatus` command: one click group, one module per command."""
+
+from __future__ import annotations
+
+import click
+
+from webhook.cli import quarantine, serve, up, worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """wastatus: WhatsApp Business status webhooks, every failure explained and routed."""
+
+
+main.add_command(up.up)
+main.add_command(serve.serve)
+main.add_command(worker.worker)
+main.add_command(quarantine.quarantine)

@@ -1,0 +1,37 @@
+"""`wastatus serve`: the web app under gunicorn, as the Procfile runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from webhook.settings import Settings
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")),
+              show_default="$PORT or 8000", help="Port to listen on.")  # fmt: skip
+@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+              show_default="$WEB_CONCURRENCY or 2", help="gunicorn worker processes.")  # fmt: skip
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve POST/GET /webhook with gunicorn; refuses to run unauthenticated by accident."""
+    settings = Settings.from_env(os.environ)
+    if not settings.authentication_configured and not settings.insecure:
+        raise click.ClickException(
+            "neither WASTATUS_APP_SECRET nor WASTATUS_ONPREM_TOKEN is set, so anyone could post "
+            "webhooks; set one, or WASTATUS_INSECURE=1 to accept unauthenticated requests"
+        )
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
+    args = [
+        gunicorn,
+        "webhook:create_app()",
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "--graceful-timeout", "20",
+        "--keep-alive", "75",
+    ]  # fmt: skip
+    os.execv(gunicorn, args)

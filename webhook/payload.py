@@ -1,0 +1,172 @@
+"""Reads a webhook body of either API into normalized failure events.
+
+Cloud API bodies are an `object` / `entry[]` / `changes[]` / `value` envelope; On-Premises
+bodies carry `statuses`, `errors`, `contacts` and `messages` at the top level. Every entry,
+change, status and error is read. Items that fail validation are reported as problems with
+their path; the valid ones are still taken (their duplicates are dropped on replay).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook import schemas
+from workers.intake import event_id
+
+CLOUD = "cloud"
+ON_PREMISES = "on_premises"
+ON_PREMISES_KEYS = ("statuses", "errors", "messages", "contacts")
+MAX_PROBLEMS = 50  # enough to fix a payload by; a broken batch of 1000 need not list all
+
+
+@dataclass
+class Reading:
+    """What one webhook body holds."""
+
+    api: str | None = None
+    events: list[dict] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    ignored_fields: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, path: str, messages: Any) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(f"{path}: {_flatten(messages)}")
+
+
+def _flatten(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_flatten(message) for message in messages)
+    return str(messages)
+
+
+def read_body(body: bytes, received_at: float) -> Reading:
+    """Parse and read `body`; a body that is not JSON is a problem, never an exception."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:  # bad UTF-8 is a ValueError too
+        reading = Reading()
+        reading.problem("body", f"not JSON ({error.__class__.__name__})")
+        return reading
+    return read_document(document, received_at)
+
+
+def read_document(document: Any, received_at: float) -> Reading:
+    reading = Reading()
+    if isinstance(document, dict) and ("object" in document or "entry" in document):
+        reading.api = CLOUD
+        _read_cloud(document, reading, received_at)
+    elif isinstance(document, dict) and any(key in document for key in ON_PREMISES_KEYS):
+        reading.api = ON_PREMISES
+        _read_items(document, "", reading, received_at, context={"api": ON_PREMISES})
+    else:
+        reading.problem("body", "neither a Cloud API nor an On-Premises API webhook")
+    return reading
+
+
+def _load(schema: schemas.Schema, data: Any, path: str, reading: Reading) -> dict | None:
+    if not isinstance(data, dict):
+        reading.problem(path, "not an object")
+        return None
+    try:
+        return schema.load(data)
+    except schemas.ValidationError as error:
+        reading.problem(path, error.messages)
+        return None
+
+
+def _read_cloud(document: dict, reading: Reading, received_at: float) -> None:
+    envelope = _load(schemas.CLOUD_ENVELOPE, document, "body", reading)
+    if envelope is None:
+        return
+    if envelope["object"] != "whatsapp_business_account":
+        reading.ignored_fields[f"object:{envelope['object']}"] += 1
+        return
+    for i, raw_entry in enumerate(envelope["entry"]):
+        entry = _load(schemas.ENTRY, raw_entry, f"entry[{i}]", reading)
+        for j, raw_change in enumerate(entry["changes"] if entry else ()):
+            path = f"entry[{i}].changes[{j}]"
+            change = _load(schemas.CHANGE, raw_change, path, reading)
+            if change is None:
+                continue
+            if change["field"] != "messages":
+                reading.ignored_fields[change["field"]] += 1
+                continue
+            value = change["value"]
+            metadata = _load(schemas.METADATA, value.get("metadata") or {}, path, reading)
+            context = {"api": CLOUD, "waba_id": entry["id"], **(metadata or {})}
+            _read_items(value, f"{path}.value.", reading, received_at, context)
+
+
+def _read_items(
+    container: dict, prefix: str, reading: Reading, received_at: float, context: dict
+) -> None:
+    """Read `statuses`, `errors` and `messages[].errors` of a Cloud value or On-Prem body."""
+    api = context["api"]
+    for k, raw in enumerate(_list(container, "statuses", prefix, reading)):
+        status = _load(schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading)
+        if status is None:
+            continue
+        reading.statuses[(api, status["status"])] += 1
+        if status["status"] == "failed":
+            reading.events.append(_event(context, received_at, "status", status))
+    for k, raw in enumerate(_list(container, "errors", prefix, reading)):
+        error = _load(schemas.ERROR, raw, f"{prefix}errors[{k}]", reading)
+        if error is not None:
+            reading.events.append(_event(context, received_at, "error", {"errors": [error]}))
+    for k, raw in enumerate(_list(container, "messages", prefix, reading)):
+        if not (isinstance(raw, dict) and raw.get("errors")):
+            continue  # inbound messages are not ours to process; only their errors are
+        message = _load(schemas.INBOUND_MESSAGE, raw, f"{prefix}messages[{k}]", reading)
+        if message is not None:
+            reading.events.append(_event(context, received_at, "message", message))
+
+
+def _list(container: dict, key: str, prefix: str, reading: Reading) -> list:
+    items = container.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        reading.problem(prefix + key, "not a list")
+        return []
+    return items
+
+
+def _error(error: dict) -> dict:
+    details = error["details"] or (error["error_data"] or {}).get("details")
+    return {
+        "code": error["code"],
+        "title": error["title"],
+        "message": error["message"],
+        "details": details if isinstance(details, str) else None,
+        "href": error["href"],
+    }
+
+
+def _event(context: dict, received_at: float, kind: str, item: dict) -> dict:
+    """One normalized event; `kind` says whether a status, a message or nothing failed."""
+    event = {
+        "kind": kind,
+        "api": context["api"],
+        "waba_id": context.get("waba_id"),
+        "phone_number_id": context.get("phone_number_id"),
+        "display_phone_number": context.get("display_phone_number"),
+        "message_id": item.get("id"),
+        # For an inbound message the other party is its sender.
+        "recipient_id": item.get("recipient_id") or item.get("from_"),
+        "recipient_participant_id": item.get("recipient_participant_id"),
+        "status": item.get("status") or "failed",
+        "timestamp": item.get("timestamp"),
+        "errors": [_error(error) for error in item.get("errors", ())],
+        "biz_opaque_callback_data": item.get("biz_opaque_callback_data"),
+        "conversation": item.get("conversation"),
+        "pricing": item.get("pricing"),
+        "received_at": received_at,
+    }
+    event["event_id"] = event_id(event)
+    return event

@@ -1,0 +1,95 @@
+"""`/webhook`: Meta's verification handshake and the status webhooks of both APIs.
+
+The POST view is a flat ladder of early returns, each with its own status and counter:
+too large 413, unauthenticated 401, Redis down 503, otherwise 200 once everything that
+needs keeping (failure events, a quarantined body) is stored.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from webhook import quarantine
+from webhook.errors import error_response
+from webhook.payload import read_body
+from webhook.signature import authenticate, token_valid
+from workers import intake, metrics
+
+bp = Blueprint("webhook", __name__)
+
+
+def _outcome(name: str) -> None:
+    metrics.WEBHOOK_REQUESTS.labels(outcome=name).inc()
+
+
+@bp.get("/webhook")
+def verify():
+    """Meta's subscription handshake: echo hub.challenge when the verify token matches."""
+    settings = current_app.extensions["wastatus"].settings
+    args = request.args
+    if args.get("hub.mode") != "subscribe" or not settings.verify_token:
+        return error_response("verification-failed")
+    if not token_valid(args.get("hub.verify_token"), (settings.verify_token,)):
+        return error_response("verification-failed")
+    return args.get("hub.challenge", ""), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.post("/webhook")
+def receive():
+    state = current_app.extensions["wastatus"]
+    settings = state.settings
+    if (request.content_length or 0) > settings.max_body:
+        _outcome("too_large")
+        return error_response("body-too-large")
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:  # a chunked body that grew past the limit
+        _outcome("too_large")
+        return error_response("body-too-large")
+
+    auth = authenticate(body, request.headers, request.args, settings)
+    if auth is None:
+        _outcome("unauthorized")
+        return error_response("unauthorized")
+
+    received_at = time.time()
+    reading = read_body(body, received_at)
+    for (api, status), count in reading.statuses.items():
+        metrics.STATUSES.labels(api=api, status=status).inc(count)
+    for name, count in reading.ignored_fields.items():
+        metrics.FIELDS_IGNORED.labels(field=name).inc(count)
+    if not reading.events and not reading.problems:
+        _outcome("accepted")  # statuses that did not fail need no Redis round trip
+        return jsonify(ok=True, stored=0, duplicates=0)
+
+    try:
+        connection = state.redis()
+        stored = intake.store(connection, reading.events, settings.dedup_seconds)
+        quarantine_id = (
+            quarantine.put(connection, body, reading.problems, auth, received_at)
+            if reading.problems
+            else None
+        )
+    except (redis.RedisError, state.not_configured) as error:
+        current_app.logger.warning("webhook.unavailable: %s", error)
+        _outcome("unavailable")
+        response, status = error_response("storage-unavailable")
+        response.headers["Retry-After"] = "5"
+        return response, status
+
+    metrics.EVENTS_STORED.labels(result="stored").inc(stored.stored)
+    metrics.EVENTS_STORED.labels(result="duplicate").inc(stored.duplicates)
+    reply = {"ok": True, "stored": stored.stored, "duplicates": stored.duplicates}
+    if quarantine_id:
+        _outcome("quarantined")
+        current_app.logger.warning("webhook.quarantined id=%s", quarantine_id)
+        reply |= {"quarantined": quarantine_id, "problems": reading.problems}
+    elif stored.stored == 0:
+        _outcome("duplicate")
+    else:
+        _outcome("accepted")
+    return jsonify(reply)
