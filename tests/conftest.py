@@ -117,3 +117,13 @@ class Poster:
 @pytest.fixture
 def post(client) -> Poster:
     return Poster(client)
+
+
+@pytest.fixture
+def receiver():
+    """A loopback HTTP server that records requests and answers scripted replies."""
+    from tests.receiver import Receiver
+
+    server = Receiver().start()
+    yield server
+    server.stop()
