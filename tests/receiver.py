@@ -66,7 +66,7 @@ class Receiver:
                     )
                     receiver._arrived.notify_all()
 
-            do_POST = do_PUT = do_GET = _handle  # noqa: N815
+            do_POST = do_PUT = do_GET = _handle
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # keep test output clean
