@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from webhook.cli import quarantine, serve, up, worker
+from webhook.cli import catalog, explain, quarantine, serve, up, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,3 +16,5 @@ main.add_command(up.up)
 main.add_command(serve.serve)
 main.add_command(worker.worker)
 main.add_command(quarantine.quarantine)
+main.add_command(explain.explain)
+main.add_command(catalog.catalog)

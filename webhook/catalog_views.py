@@ -1,0 +1,56 @@
+"""`GET /catalog` and `GET /catalog/<api>/<code>`: the error catalog as public, cacheable JSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+import catalog
+
+bp = Blueprint("catalog", __name__)
+
+# The catalog only changes with a deploy, so clients and proxies may keep answers for an hour.
+CACHE_CONTROL = "public, max-age=3600"
+
+ERRORS: dict[str, tuple[int, str]] = {
+    "api-unknown": (404, "Unknown api; use cloud, on_premises or on-premises."),
+    "code-invalid": (404, "The error code must be a non-negative integer."),
+    "category-unknown": (400, "Unknown category; use one of: " + ", ".join(catalog.CATEGORIES)),
+}
+
+
+@bp.get("/catalog")
+def list_entries() -> Response | tuple[Response, int]:
+    """Every known entry, optionally filtered by ?api= and ?category=."""
+    api = request.args.get("api") or None
+    category = request.args.get("category") or None
+    try:
+        api = catalog.normalize_api(api)
+    except ValueError:
+        return _error("api-unknown")
+    if category is not None and category not in catalog.CATEGORIES:
+        return _error("category-unknown")
+    found = catalog.entries(api=api, category=category)
+    return _cached(jsonify([entry.to_dict() for entry in found]))
+
+
+@bp.get("/catalog/<api>/<code>")
+def show_entry(api: str, code: str) -> Response | tuple[Response, int]:
+    """One entry; an unknown code answers with the best guess (known: false), still 200."""
+    try:
+        canonical = catalog.normalize_api(api)
+    except ValueError:
+        return _error("api-unknown")
+    # Only plain digits: "131049: title" forms are for payloads, not for addresses.
+    if not (code.isascii() and code.isdigit()):
+        return _error("code-invalid")
+    return _cached(jsonify(catalog.lookup(int(code), canonical).to_dict()))
+
+
+def _cached(response: Response) -> Response:
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def _error(code: str) -> tuple[Response, int]:
+    status, message = ERRORS[code]
+    return jsonify(error=code, message=message), status
