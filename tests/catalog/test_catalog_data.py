@@ -75,7 +75,9 @@ class TestEveryEntry:
 
     def test_titles_carry_no_source_notes(self):
         """Notes like '(legacy)' live in doubt/deprecated, not in Meta's title."""
-        assert [e.code for e in ALL if re.search(r"\((legacy|title)", e.title)] == []
+        assert [
+            e.code for e in ALL if re.search(r"\((legacy|title|deprecated)", e.title, re.I)
+        ] == []
 
 
 class TestEquivalents:
