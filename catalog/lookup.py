@@ -45,9 +45,8 @@ def lookup(code: int | str, api: str | None = None) -> Entry:
     by_api = load().by_api
     # Fast path for the common case: a known int code with a canonical api name.
     if type(code) is int:
-        canonical = API_ALIASES.get(api) if api is not None else None
-        if canonical is not None or api is None:
-            first = canonical or "cloud"
+        first = "cloud" if api is None else API_ALIASES.get(api) if type(api) is str else None
+        if first is not None:
             entry = by_api[first].get(code) or by_api[_OTHER[first]].get(code)
             if entry is not None:
                 return entry

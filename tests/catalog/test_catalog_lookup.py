@@ -45,6 +45,12 @@ class TestLookupKnown:
         with pytest.raises(ValueError, match="on-premises"):
             catalog.lookup(131026, "whatsapp")
 
+    @pytest.mark.parametrize("api", [5, ["cloud"], ""])
+    def test_non_string_api_raises(self, api):
+        """An api that is not a known name, of whatever type, raises ValueError too."""
+        with pytest.raises(ValueError, match="unknown api"):
+            catalog.lookup(131026, api)  # type: ignore[arg-type]
+
 
 class TestLookupOtherApi:
     def test_cloud_code_in_on_premises_payload(self):
