@@ -36,7 +36,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     env = os.environ if test_config is None else test_config
     settings = Settings.from_env(env)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    # The webhook view bounds its body itself: Werkzeug's limit silently truncates a chunked
+    # body instead of refusing it.
+    app.config["MAX_CONTENT_LENGTH"] = None
     app.json.ensure_ascii = False
     app.extensions["wastatus"] = State(settings, env)
 

@@ -11,7 +11,6 @@ import time
 
 import redis
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhook import quarantine
 from webhook.errors import error_response
@@ -24,6 +23,17 @@ bp = Blueprint("webhook", __name__)
 
 def _outcome(name: str) -> None:
     metrics.WEBHOOK_REQUESTS.labels(outcome=name).inc()
+
+
+def _read_body(stream, limit: int) -> bytes | None:
+    """The whole body, or None once it exceeds `limit` (chunked bodies have no length)."""
+    chunks, size = [], 0
+    while chunk := stream.read(min(65536, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 @bp.get("/webhook")
@@ -42,12 +52,10 @@ def verify():
 def receive():
     state = current_app.extensions["wastatus"]
     settings = state.settings
-    if (request.content_length or 0) > settings.max_body:
-        _outcome("too_large")
-        return error_response("body-too-large")
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:  # a chunked body that grew past the limit
+    body = None
+    if (request.content_length or 0) <= settings.max_body:
+        body = _read_body(request.stream, settings.max_body)
+    if body is None:
         _outcome("too_large")
         return error_response("body-too-large")
 

@@ -37,8 +37,7 @@ def list_(as_json: bool) -> None:
     table = Table("id", "received", "auth", "size", "first problem")
     for entry in entries:
         first = entry.problems[0] if entry.problems else ""
-        table.add_row(entry.id, _when(entry.received_at), entry.auth, str(len(entry.body)),
-                      first)  # fmt: skip
+        table.add_row(entry.id, _when(entry.received_at), entry.auth, str(len(entry.body)), first)
     Console().print(table)
 
 
@@ -86,8 +85,10 @@ def replay(entry_ids: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
     else:
         for result in results:
             if result.replayed:
-                click.echo(f"{result.id}: replayed, {result.stored} events stored, "
-                           f"{result.duplicates} already taken")  # fmt: skip
+                click.echo(
+                    f"{result.id}: replayed, {result.stored} events stored, "
+                    f"{result.duplicates} already taken"
+                )
             else:
                 click.echo(f"{result.id}: still invalid: {'; '.join(result.problems[:3])}")
     if any(not result.replayed for result in results):

@@ -13,10 +13,20 @@ from webhook.settings import Settings
 
 @click.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")),
-              show_default="$PORT or 8000", help="Port to listen on.")  # fmt: skip
-@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
-              show_default="$WEB_CONCURRENCY or 2", help="gunicorn worker processes.")  # fmt: skip
+@click.option(
+    "--port",
+    type=int,
+    default=lambda: int(os.environ.get("PORT", "8000")),
+    show_default="$PORT or 8000",
+    help="Port to listen on.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+    show_default="$WEB_CONCURRENCY or 2",
+    help="gunicorn worker processes.",
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve POST/GET /webhook with gunicorn; refuses to run unauthenticated by accident."""
     settings = Settings.from_env(os.environ)
@@ -29,9 +39,13 @@ def serve(host: str, port: int, workers: int) -> None:
     args = [
         gunicorn,
         "webhook:create_app()",
-        "--bind", f"{host}:{port}",
-        "--workers", str(workers),
-        "--graceful-timeout", "20",
-        "--keep-alive", "75",
-    ]  # fmt: skip
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--graceful-timeout",
+        "20",
+        "--keep-alive",
+        "75",
+    ]
     os.execv(gunicorn, args)

@@ -46,8 +46,12 @@ def _stop(children: list[subprocess.Popen], timeout: float = 25.0) -> None:
 
 @click.command()
 @click.option("--port", type=int, default=8000, show_default=True, help="Web server port.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (put a TLS proxy in front for Meta).")  # fmt: skip
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (put a TLS proxy in front for Meta).",
+)
 def up(port: int, host: str) -> None:
     """Run the web server, a worker and (without REDIS_URL) an embedded Redis."""
     env = dict(os.environ)
@@ -86,8 +90,9 @@ def up(port: int, host: str) -> None:
     signal.signal(signal.SIGINT, request_stop)
     exit_code = 0
     try:
-        children.append(subprocess.Popen([*cli, "serve", "--host", host, "--port", str(port)],
-                                         env=env))  # fmt: skip
+        children.append(
+            subprocess.Popen([*cli, "serve", "--host", host, "--port", str(port)], env=env)
+        )
         children.append(subprocess.Popen([*cli, "worker"], env=env))
         click.echo(f"webhook  http://{host}:{port}/webhook  (Ctrl-C stops everything)")
         while not stopping:

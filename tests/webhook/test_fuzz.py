@@ -1,0 +1,110 @@
+"""No input ever yields a 500: random JSON and random bytes, signed and valid or not."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import APP_SECRET, app_env
+from webhook import create_app
+from webhook.signature import sign
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+# Near-valid payloads reach deeper into the schemas than random JSON does.
+status_like = st.fixed_dictionaries(
+    {
+        "id": json_values,
+        "status": st.sampled_from(["failed", "sent", "x"]) | json_values,
+        "timestamp": json_values,
+        "errors": st.lists(st.fixed_dictionaries({"code": json_values}), max_size=2) | json_values,
+    },
+)
+near_valid = st.one_of(
+    st.fixed_dictionaries({"statuses": st.lists(status_like, max_size=3) | json_values}),
+    st.fixed_dictionaries(
+        {
+            "object": st.just("whatsapp_business_account") | json_values,
+            "entry": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "id": json_values,
+                        "changes": st.lists(
+                            st.fixed_dictionaries(
+                                {
+                                    "field": st.just("messages") | json_values,
+                                    "value": st.fixed_dictionaries(
+                                        {
+                                            "statuses": st.lists(status_like, max_size=2),
+                                            "errors": json_values,
+                                            "metadata": json_values,
+                                        }
+                                    )
+                                    | json_values,
+                                }
+                            ),
+                            max_size=2,
+                        )
+                        | json_values,
+                    }
+                ),
+                max_size=2,
+            )
+            | json_values,
+        }
+    ),
+)
+
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def post_signed(client, body: bytes):
+    return client.post(
+        "/webhook", data=body, headers={"X-Hub-Signature-256": sign(body, APP_SECRET)}
+    )
+
+
+class TestNoServerErrors:
+    @FUZZ
+    @given(document=json_values | near_valid)
+    def test_signed_random_json_never_gets_a_500(self, redis, redis_url, document):
+        """Any JSON document, signed, is answered 200 (stored or quarantined), never 5xx."""
+        client = create_app(app_env(redis_url)).test_client()
+        reply = post_signed(client, json.dumps(document).encode())
+        assert reply.status_code == 200, reply.get_data(as_text=True)
+        assert reply.is_json
+
+    @FUZZ
+    @given(body=st.binary(max_size=2000))
+    def test_signed_random_bytes_never_get_a_500(self, redis, redis_url, body):
+        """Arbitrary bytes, signed, are quarantined with a reason and answered 200."""
+        client = create_app(app_env(redis_url)).test_client()
+        reply = post_signed(client, body)
+        assert reply.status_code == 200
+        assert reply.is_json
+
+    @FUZZ
+    @given(
+        body=st.binary(max_size=500),
+        # what an HTTP header can carry: Latin-1 without control characters
+        signature=st.text(st.characters(codec="latin-1", exclude_categories=["Cc"]), max_size=80),
+    )
+    def test_random_signatures_get_401_and_never_a_500(self, redis, redis_url, body, signature):
+        """Garbage in the signature header is a plain 401."""
+        client = create_app(app_env(redis_url)).test_client()
+        reply = client.post("/webhook", data=body, headers={"X-Hub-Signature-256": signature})
+        assert reply.status_code == 401
+
+    def test_deeply_nested_json_is_quarantined_not_a_crash(self, redis, redis_url):
+        """A body nested past the parser's recursion limit is a problem, not a 500."""
+        client = create_app(app_env(redis_url)).test_client()
+        reply = post_signed(client, b"[" * 100000 + b"]" * 100000)
+        assert reply.status_code == 200
+        assert reply.json["quarantined"]
