@@ -42,9 +42,10 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["wastatus"] = State(settings, env)
 
-    from webhook import views
+    from webhook import catalog_views, views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(catalog_views.bp)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
