@@ -1,0 +1,70 @@
+"""One HTTP POST of a JSON body to a resend endpoint or a receiver, reported as data.
+
+Network failures, timeouts and non-2xx answers come back as a `DeliveryResult` (not
+exceptions) so callers decide how to back off; `Retry-After` (seconds or an HTTP date) is
+parsed here once for everyone.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import requests
+
+USER_AGENT = "wastatus/0.1"
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What came of one POST: `ok` for a 2xx; `status` None when no answer came at all."""
+
+    ok: bool
+    status: int | None
+    retry_after_seconds: float | None = None
+    error: str | None = None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value (delta-seconds or HTTP date); None if absent."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _session() -> requests.Session:
+    # One session per thread: keep-alive across the posts of one job, no sharing across threads.
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> DeliveryResult:
+    """POST `body` (JSON bytes, sent as is so signatures stay valid) and report the outcome."""
+    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+    try:
+        response = _session().post(
+            url, data=body, headers=all_headers, timeout=timeout, allow_redirects=False
+        )
+    except requests.RequestException as error:
+        return DeliveryResult(False, None, None, f"{error.__class__.__name__}: {error}")
+    with response:
+        ok = 200 <= response.status_code < 300
+        retry_after = None if ok else parse_retry_after(response.headers.get("Retry-After"))
+        error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
+        return DeliveryResult(ok, response.status_code, retry_after, error)

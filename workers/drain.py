@@ -1,0 +1,294 @@
+"""The drain job: takes failed events from the inbox in batches, enriches and routes them.
+
+One RQ job handles many batches (one job per event would cap throughput at RQ's job rate).
+Each batch is moved atomically from the inbox into a processing list of the job's own,
+guarded by a lease key; the batch's effects (retry jobs, ledger, stats) are written in one
+MULTI/EXEC together with the deletion of that list, so a batch is done entirely or not at
+all. If the worker dies mid-batch, the lease expires and the next drain job moves the list
+back to the inbox, counting a delivery per event; events with earlier deliveries are then
+processed one at a time, and one that reaches `max_deliveries` goes to the dead letters
+instead of crashing jobs forever. Crashes propagate to RQ's failed-job registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram
+from rq import get_current_job
+
+from workers import deadletter, ledger, retry, stats
+from workers.connection import connect
+from workers.enrich import enrich
+from workers.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
+from workers.routing import route
+from workers.rules import Route, Rules, current_rules
+
+PROCESSING_PREFIX = "wastatus:inbox:processing:"
+"""`PROCESSING_PREFIX + token`: the events one drain job claimed and has not finished."""
+
+LEASE_PREFIX = "wastatus:inbox:lease:"
+"""`LEASE_PREFIX + token`: exists (with a TTL) while the job holding `token` is alive."""
+
+CLAIMS = "wastatus:inbox:claims"
+"""Set of the tokens whose processing lists may exist (scanned for orphans, not the keyspace)."""
+
+DELIVERIES = "wastatus:inbox:deliveries"
+"""Hash sha1(event JSON) → times the event was handed out in a batch that never finished."""
+
+FAILURES = PromCounter(
+    "wastatus_failures",
+    "Failed events enriched by the drain job, by api, code and category.",
+    ["api", "code", "category"],
+)
+EVENTS_PROCESSED = PromCounter(
+    "wastatus_events_processed",
+    "Events routed by the drain job, by action (alert, retry, drop, dead).",
+    ["action"],
+)
+EVENTS_RECOVERED = PromCounter(
+    "wastatus_events_recovered",
+    "Events moved back to the inbox from the batch of a drain job that died.",
+)
+DRAIN_SECONDS = Histogram(
+    "wastatus_drain_job_seconds",
+    "Run time of drain jobs.",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 15, 30, 60),
+)
+EVENT_LAG = Histogram(
+    "wastatus_event_lag_seconds",
+    "Time from webhook received to the event routed.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+_CLAIM = """
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+local all = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
+if #all == 0 then return {0} end
+local items, suspect = all, 0
+if redis.call('HLEN', KEYS[4]) > 0 then
+  for j = #all, 1, -1 do
+    local count = tonumber(redis.call('HGET', KEYS[4], redis.sha1hex(all[j])) or '0')
+    if count > 0 then
+      if j == #all then
+        items, suspect = {all[j]}, count
+      else
+        items = {unpack(all, j + 1, #all)}
+      end
+      break
+    end
+  end
+end
+redis.call('LTRIM', KEYS[1], 0, -#items - 1)
+redis.call('RPUSH', KEYS[2], unpack(items))
+redis.call('SADD', KEYS[5], ARGV[3])
+return {suspect, unpack(items)}
+"""
+
+_RECOVER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, item in ipairs(items) do
+  redis.call('HINCRBY', KEYS[4], redis.sha1hex(item), 1)
+  redis.call('RPUSH', KEYS[3], item)
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+return #items
+"""
+
+
+@dataclass(frozen=True)
+class DrainSettings:
+    """Batch size, time box, lease and poison threshold of drain jobs."""
+
+    batch: int = 500
+    seconds: float = 10.0
+    lease: int = 60
+    max_deliveries: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> DrainSettings:
+        return cls(
+            batch=max(1, min(5000, int(env.get("WASTATUS_DRAIN_BATCH") or cls.batch))),
+            seconds=float(env.get("WASTATUS_DRAIN_SECONDS") or cls.seconds),
+            lease=max(1, int(env.get("WASTATUS_DRAIN_LEASE") or cls.lease)),
+            max_deliveries=max(
+                1, int(env.get("WASTATUS_DRAIN_MAX_DELIVERIES") or cls.max_deliveries)
+            ),
+        )
+
+
+def drain_inbox() -> dict:
+    """RQ job: drain the inbox for up to the time box; re-enqueue itself if work remains."""
+    job = get_current_job()
+    connection = job.connection if job is not None else connect()
+    connection.delete(DRAIN_FLAG)
+    settings = DrainSettings.from_env()
+    rules = current_rules()
+    started = time.monotonic()
+    done: Counter = Counter(recovered=recover_orphans(connection))
+    token = uuid.uuid4().hex
+    try:
+        while time.monotonic() - started < settings.seconds:
+            claimed = claim(connection, token, settings)
+            if claimed is None:
+                break
+            process_batch(connection, token, claimed, rules, settings, done)
+            done["batches"] += 1
+    except Exception:
+        # Not swallowed: hand the batch back at once and ask for a drain, then re-raise so
+        # the job lands in the failed registry with its traceback.
+        _release_after_crash(connection, token)
+        raise
+    connection.delete(LEASE_PREFIX + token)
+    remaining = connection.llen(INBOX)
+    if remaining:
+        request_drain(connection)
+    DRAIN_SECONDS.observe(time.monotonic() - started)
+    return {**done, "remaining": remaining}
+
+
+def _release_after_crash(connection: redis.Redis, token: str) -> None:
+    try:
+        connection.delete(LEASE_PREFIX + token)
+        if connection.exists(PROCESSING_PREFIX + token):
+            request_drain(connection)
+    except redis.RedisError:
+        pass  # Redis itself failed: the lease expires and the next drain recovers the batch
+
+
+def request_drain(connection: redis.Redis) -> bool:
+    """Queue a drain job unless one is already queued (the intake's flag says so)."""
+    if connection.set(DRAIN_FLAG, "1", nx=True, ex=DRAIN_FLAG_SECONDS):
+        schedule_drain(connection)
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A batch claimed into a processing list; `deliveries` > 0 marks a lone suspect event."""
+
+    items: list[bytes]
+    deliveries: int
+
+
+def claim(connection: redis.Redis, token: str, settings: DrainSettings) -> Claimed | None:
+    """Move up to a batch of events from the inbox into this job's processing list."""
+    keys = [INBOX, PROCESSING_PREFIX + token, LEASE_PREFIX + token, DELIVERIES, CLAIMS]
+    result = connection.register_script(_CLAIM)(
+        keys=keys, args=[settings.batch, settings.lease, token]
+    )
+    if len(result) < 2:
+        return None
+    return Claimed(result[1:], int(result[0]))
+
+
+def recover_orphans(connection: redis.Redis) -> int:
+    """Move the batches of drain jobs whose lease expired back to the inbox; returns events."""
+    recovered = 0
+    script = connection.register_script(_RECOVER)
+    for raw_token in connection.smembers(CLAIMS):
+        token = raw_token.decode()
+        keys = [PROCESSING_PREFIX + token, LEASE_PREFIX + token, INBOX, DELIVERIES, CLAIMS]
+        moved = int(script(keys=keys, args=[token]))
+        if moved > 0:
+            recovered += moved
+    EVENTS_RECOVERED.inc(recovered)
+    return recovered
+
+
+def process_batch(
+    connection: redis.Redis,
+    token: str,
+    claimed: Claimed,
+    rules: Rules,
+    settings: DrainSettings,
+    done: Counter,
+) -> None:
+    """Enrich and route one claimed batch, then commit its effects and release it atomically."""
+    processing = PROCESSING_PREFIX + token
+    if claimed.deliveries >= settings.max_deliveries:
+        _bury(connection, token, claimed.items[0], claimed.deliveries)
+        done["dead"] += 1
+        return
+    now = time.time()
+    enriched = [enrich(json.loads(item)) for item in claimed.items]
+    to_alert: dict[str, tuple[Route, list[dict]]] = {}
+    to_retry: list[tuple[dict, Route]] = []
+    dropped: list[str] = []
+    for event in enriched:
+        taken = route(event, rules)
+        alerted = any(chosen.action == "alert" for chosen in taken)
+        for chosen in taken:
+            if chosen.action == "alert":
+                to_alert.setdefault(chosen.name, (chosen, []))[1].append(event)
+            elif chosen.action == "retry":
+                # When an alert route took the event too, the alert side owns its ledger entry.
+                to_retry.append(({**event, "ledger": False} if alerted else event, chosen))
+            elif not alerted:
+                dropped.append(event["event_id"])
+    if to_alert:
+        from workers import alerts  # the alerts side imports rules; import it late
+
+        for chosen, events in to_alert.values():
+            alerts.submit(connection, events, chosen)
+    with connection.pipeline(transaction=True) as pipe:
+        retry.schedule_first(pipe, connection, to_retry, now)
+        ledger.record(pipe, "dropped", dropped, now)
+        stats.record(pipe, enriched, now)
+        if claimed.deliveries:
+            pipe.hdel(DELIVERIES, *(hashlib.sha1(item).hexdigest() for item in claimed.items))
+        pipe.delete(processing)
+        pipe.srem(CLAIMS, token)
+        pipe.execute()
+    _count(enriched, to_alert, to_retry, dropped, now, done)
+
+
+def _count(enriched, to_alert, to_retry, dropped, now, done: Counter) -> None:
+    failures = Counter(
+        (event.get("api") or "unknown", str(event["code"]), event["catalog"]["category"])
+        for event in enriched
+    )
+    for labels, count in failures.items():
+        FAILURES.labels(*labels).inc(count)
+    alerted = sum(len(events) for _, events in to_alert.values())
+    for action, count in (("alert", alerted), ("retry", len(to_retry)), ("drop", len(dropped))):
+        if count:
+            EVENTS_PROCESSED.labels(action).inc(count)
+            done[action] += count
+    done["events"] += len(enriched)
+    for event in enriched:
+        received = event.get("received_at")
+        if isinstance(received, (int, float)):
+            EVENT_LAG.observe(max(0.0, now - received))
+
+
+def _bury(connection: redis.Redis, token: str, item: bytes, deliveries: int) -> None:
+    """A poison event: into the dead letters (kind "event") and the ledger as "dead"."""
+    try:
+        event = json.loads(item)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        event = {"raw": item.decode("utf-8", "replace")}
+    reason = f"its drain batch crashed or died {deliveries} times"
+    with connection.pipeline(transaction=True) as pipe:
+        deadletter.put(pipe, "event", {"event": event, "deliveries": deliveries}, reason)
+        if isinstance(event.get("event_id"), str):
+            ledger.record(pipe, "dead", [event["event_id"]])
+        pipe.hdel(DELIVERIES, hashlib.sha1(item).hexdigest())
+        pipe.delete(PROCESSING_PREFIX + token)
+        pipe.srem(CLAIMS, token)
+        pipe.execute()
+    EVENTS_PROCESSED.labels("dead").inc()

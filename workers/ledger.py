@@ -1,0 +1,122 @@
+"""The ledger: which single outcome every failed event ended in, so the books can balance.
+
+Every failed event taken by the webhook ends in exactly one outcome (`OUTCOMES`): alerted
+(counted in a delivered notification), resent (the business's sender accepted a resend),
+dropped or silenced (by a rule), or dead (in the dead letters). `record` writes
+event_id → outcome with HSETNX into a hash per UTC day (`wastatus:ledger:<YYYYMMDD>`, kept
+for the dedup window plus a day) and checks the day before too; recording the same outcome
+again is a no-op (replays are safe), a different one counts a conflict. Memory: about 100
+bytes per event (a 32-character id and a short outcome in a hash), i.e. ~100 MB for a
+million failed events a day kept 9 days — see docs/rules.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+OUTCOMES = ("alerted", "resent", "dropped", "silenced", "dead")
+"""The ends an event can come to; each event must reach exactly one."""
+
+DAY_PREFIX = "wastatus:ledger:"
+"""`DAY_PREFIX + YYYYMMDD` (UTC): hash event_id → outcome of events recorded that day."""
+
+COUNTS = "wastatus:ledger:counts"
+"""Hash outcome → number of events first recorded with it (all time)."""
+
+CONFLICTS = "wastatus:ledger:conflicts"
+"""Number of times an event was recorded with an outcome other than its first one."""
+
+CONFLICT_LOG = "wastatus:ledger:conflict-log"
+"""The latest 1000 conflicts as "event_id first second" strings, newest first."""
+
+KEEP_SECONDS = 9 * 86400
+"""How long a day's hash lives after its last write: the 8-day dedup window plus a day."""
+
+DAYS_KEPT = 10
+
+_RECORD = """
+local outcome = ARGV[1]
+local added, conflicts = 0, 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local before = redis.call('HGET', KEYS[2], id)
+  if not before then
+    if redis.call('HSETNX', KEYS[1], id, outcome) == 1 then
+      added = added + 1
+    else
+      before = redis.call('HGET', KEYS[1], id)
+    end
+  end
+  if before and before ~= outcome then
+    conflicts = conflicts + 1
+    redis.call('LPUSH', KEYS[5], id .. ' ' .. before .. ' ' .. outcome)
+  end
+end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[3], outcome, added)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+if conflicts > 0 then
+  redis.call('INCRBY', KEYS[4], conflicts)
+  redis.call('LTRIM', KEYS[5], 0, 999)
+end
+return {added, conflicts}
+"""
+
+
+def day_key(when: float) -> str:
+    """The ledger hash for the UTC day of `when`."""
+    return DAY_PREFIX + time.strftime("%Y%m%d", time.gmtime(when))
+
+
+def record(
+    pipe: redis.Redis, outcome: str, event_ids: Iterable[str], now: float | None = None
+) -> None:
+    """Record `outcome` for `event_ids`; `pipe` may be a pipeline (the write joins it)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown ledger outcome {outcome!r}; expected one of {OUTCOMES}")
+    ids = [event_id for event_id in event_ids if event_id]
+    if not ids:
+        return
+    current = time.time() if now is None else now
+    keys = [day_key(current), day_key(current - 86400), COUNTS, CONFLICTS, CONFLICT_LOG]
+    pipe.register_script(_RECORD)(keys=keys, args=[outcome, KEEP_SECONDS, *ids], client=pipe)
+
+
+def summary(connection: redis.Redis) -> dict:
+    """Events per outcome, their total, and the conflicts (with up to 10 recent examples)."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(COUNTS)
+        pipe.get(CONFLICTS)
+        pipe.lrange(CONFLICT_LOG, 0, 9)
+        counts, conflicts, samples = pipe.execute()
+    outcomes = {outcome: 0 for outcome in OUTCOMES}
+    for name, value in counts.items():
+        outcomes[name.decode()] = int(value)
+    return {
+        "outcomes": outcomes,
+        "total": sum(outcomes.values()),
+        "conflicts": int(conflicts or 0),
+        "conflict_samples": [sample.decode() for sample in samples],
+    }
+
+
+def outcomes_of(
+    connection: redis.Redis, event_ids: list[str], now: float | None = None
+) -> dict[str, str | None]:
+    """The recorded outcome of each of `event_ids` (None if none), searching the kept days."""
+    current = time.time() if now is None else now
+    found: dict[str, str | None] = dict.fromkeys(event_ids)
+    if not event_ids:
+        return found
+    with connection.pipeline(transaction=False) as pipe:
+        for day in range(DAYS_KEPT):
+            pipe.hmget(day_key(current - day * 86400), event_ids)
+        for values in pipe.execute():
+            for event_id, value in zip(event_ids, values, strict=True):
+                if value is not None and found[event_id] is None:
+                    found[event_id] = value.decode()
+    return found
