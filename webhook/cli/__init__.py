@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from webhook.cli import catalog, explain, quarantine, serve, up, worker
+from webhook.cli import catalog, explain, quarantine, rules, serve, up, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,4 @@ main.add_command(worker.worker)
 main.add_command(quarantine.quarantine)
 main.add_command(explain.explain)
 main.add_command(catalog.catalog)
+main.add_command(rules.rules)
