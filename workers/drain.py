@@ -139,12 +139,14 @@ def drain_inbox() -> dict:
     done: Counter = Counter(recovered=recover_orphans(connection))
     token = uuid.uuid4().hex
     try:
-        while time.monotonic() - started < settings.seconds:
+        while True:  # at least one batch per job, however short the time box
             claimed = claim(connection, token, settings)
             if claimed is None:
                 break
             process_batch(connection, token, claimed, rules, settings, done)
             done["batches"] += 1
+            if time.monotonic() - started >= settings.seconds:
+                break
     except Exception:
         # Not swallowed: hand the batch back at once and ask for a drain, then re-raise so
         # the job lands in the failed registry with its traceback.
