@@ -47,6 +47,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(catalog_views.bp)
 
+    from webhook import health, logs, metrics_view
+
+    health.init_app(app, env)
+    metrics_view.init_app(app)
+    logs.init_app(app, env)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         return error_response(code_for_status(error.code or 500))

@@ -12,7 +12,7 @@ import time
 import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from webhook import quarantine
+from webhook import logs, quarantine
 from webhook.errors import error_response
 from webhook.payload import read_body
 from webhook.signature import authenticate, token_valid
@@ -23,6 +23,7 @@ bp = Blueprint("webhook", __name__)
 
 def _outcome(name: str) -> None:
     metrics.WEBHOOK_REQUESTS.labels(outcome=name).inc()
+    logs.note(outcome=name)
 
 
 def _read_body(stream, limit: int) -> bytes | None:
@@ -66,6 +67,7 @@ def receive():
 
     received_at = time.time()
     reading = read_body(body, received_at)
+    logs.note_reading(reading)
     for (api, status), count in reading.statuses.items():
         metrics.STATUSES.labels(api=api, status=status).inc(count)
     for name, count in reading.ignored_fields.items():
@@ -92,6 +94,7 @@ def receive():
     metrics.EVENTS_STORED.labels(result="stored").inc(stored.stored)
     metrics.EVENTS_STORED.labels(result="duplicate").inc(stored.duplicates)
     reply = {"ok": True, "stored": stored.stored, "duplicates": stored.duplicates}
+    logs.note(stored=stored.stored, duplicates=stored.duplicates, quarantined=quarantine_id)
     if quarantine_id:
         _outcome("quarantined")
         current_app.logger.warning("webhook.quarantined id=%s", quarantine_id)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import redis
-from rq import Worker
 from rq.serializers import JSONSerializer
 
-from workers import intake, queues
+from workers import intake, logs, queues
+from workers.telemetry import Worker
 
 
 def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = None) -> bool:
@@ -15,6 +15,7 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     A drain job is queued first so events left by a worker that died are picked up even
     when no new webhook arrives to ask for one.
     """
+    logs.configure()
     if connection.llen(intake.INBOX) or connection.keys(intake.PROCESSING_PATTERN):
         intake.schedule_drain(connection)
     worker = Worker(

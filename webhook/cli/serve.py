@@ -39,6 +39,8 @@ def serve(host: str, port: int, workers: int) -> None:
     args = [
         gunicorn,
         "webhook:create_app()",
+        "--config",
+        "python:webhook.gunicorn_conf",
         "--bind",
         f"{host}:{port}",
         "--workers",

@@ -1,0 +1,51 @@
+"""gunicorn settings and hooks for prometheus_client's multiprocess mode (`-c python:...`).
+
+Each gunicorn worker is its own process with its own counters; a scrape reaches one of them.
+In multiprocess mode every worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR` and
+/metrics sums the files. The directory must exist before the workers import prometheus_client,
+be emptied between runs (old files would add stale counts) and forget the live gauges of a
+worker that exited. When the variable is unset, a private directory is made here and removed
+when gunicorn exits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+_made_dir: str | None = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _made_dir = tempfile.mkdtemp(prefix="wastatus-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_dir
+if "prometheus_client.values" in sys.modules:  # imported before the directory was known
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+
+# Defaults the Procfile and `wastatus serve` share; the command line overrides them.
+graceful_timeout = 20
+keepalive = 75
+
+
+def on_starting(server) -> None:
+    """Empty the metrics directory: files left by an earlier run would count twice."""
+    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker) -> None:
+    """Forget the live gauges of a worker that exited (its counters keep counting)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics directory made here (one given by the operator stays)."""
+    if _made_dir is not None:
+        shutil.rmtree(_made_dir, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""`GET /healthz` (the process answers) and `GET /readyz` (it can take webhooks right now).
+
+A load balancer or Kubernetes restarts a process whose /healthz fails and stops sending traffic
+to one whose /readyz fails. /readyz fails when Redis is unreachable (the webhook would answer
+503 anyway) or when more work waits than `WASTATUS_READY_MAX_BACKLOG` (the workers are not
+keeping up; taking more only grows the backlog and the delay of every alert).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, jsonify
+
+from workers import intake, queues
+from workers.connection import RedisNotConfigured
+
+bp = Blueprint("health", __name__)
+
+DEFAULT_MAX_BACKLOG = 100_000
+"""Events in the inbox plus jobs in the RQ queues above which /readyz answers 503."""
+
+ERRORS: dict[str, tuple[int, str]] = {
+    "redis-unavailable": (503, "Redis cannot be reached, so webhooks cannot be stored."),
+    "backlog-too-large": (503, "More work waits than WASTATUS_READY_MAX_BACKLOG allows: the "
+                               "workers are not keeping up."),
+}  # fmt: skip
+
+
+def _error(code: str, **details: object) -> tuple[Response, int]:
+    status, message = ERRORS[code]
+    return jsonify(error=code, message=message, **details), status
+
+
+def backlog(connection: redis.Redis) -> dict[str, int]:
+    """Inbox length and queued jobs per RQ queue, in one round trip; raises RedisError."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.llen(intake.INBOX)
+    for name in queues.ALL:
+        pipe.llen(queues.get_queue(connection, name).key)
+    inbox, *lengths = pipe.execute()
+    return {"inbox": inbox, **dict(zip(queues.ALL, lengths, strict=True))}
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process answers: nothing else is checked, so a Redis outage restarts nothing."""
+    return jsonify(ok=True, pid=os.getpid())
+
+
+@bp.get("/readyz")
+def readyz() -> Response | tuple[Response, int]:
+    """Ready when Redis answers and the backlog is under the configured maximum."""
+    state = current_app.extensions["wastatus"]
+    limit = current_app.config["WASTATUS_READY_MAX_BACKLOG"]
+    try:
+        waiting = backlog(state.redis())
+    except (redis.RedisError, RedisNotConfigured) as error:
+        return _error("redis-unavailable", reason=str(error) or type(error).__name__)
+    total = sum(waiting.values())
+    if total > limit:
+        return _error("backlog-too-large", backlog=total, max_backlog=limit, waiting=waiting)
+    return jsonify(ok=True, backlog=total, max_backlog=limit, waiting=waiting)
+
+
+def init_app(app: Flask, env: Mapping[str, str]) -> None:
+    """Register the endpoints, with the backlog limit read from `env`."""
+    app.config["WASTATUS_READY_MAX_BACKLOG"] = int(
+        env.get("WASTATUS_READY_MAX_BACKLOG") or DEFAULT_MAX_BACKLOG
+    )
+    app.register_blueprint(bp)

@@ -1,0 +1,126 @@
+"""`GET /metrics`: every wastatus metric in Prometheus' text format, whichever process counted it.
+
+A scrape reaches one gunicorn worker, which answers for all of them and for the RQ workers:
+* counters of this web server's processes: `MultiProcessCollector` over
+  `PROMETHEUS_MULTIPROC_DIR` (set up by `webhook.gunicorn_conf`), or this process's own
+  registry when that is unset (a single process: `flask run`, the tests);
+* counters of the RQ workers, wherever they run: the totals they export to Redis;
+* gauges read from Redis now (queue depths, inbox, quarantine, dead letters, open alert
+  groups, silences, workers), so every scrape of every web server agrees.
+Families with one name from several sources are summed. Redis trouble never fails a scrape:
+`wastatus_redis_up` says 0 and the Redis-derived families are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import redis
+from flask import Blueprint, Flask, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from rq import Worker
+
+from webhook import quarantine
+from workers import intake, metrics, queues
+from workers.connection import RedisNotConfigured
+
+try:  # pragma: no cover - until the alert modules land
+    from workers import alerts, deadletter, silences
+except ImportError:
+    alerts = deadletter = silences = None
+
+bp = Blueprint("metrics", __name__)
+logger = logging.getLogger("wastatus.web")
+
+QUEUE_STATES = ("queued", "started", "scheduled", "deferred", "failed")
+
+
+def local_families() -> list[Metric]:
+    """This web server's own metrics: all its gunicorn workers in multiprocess mode."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and os.path.isdir(path):
+        return list(MultiProcessCollector(None, path=path).collect())
+    return list(REGISTRY.collect())
+
+
+def _queue_depths(connection: redis.Redis) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "wastatus_queue_jobs", "RQ jobs per queue and state, now.", labels=["queue", "state"]
+    )
+    pipe = connection.pipeline(transaction=False)
+    for name in queues.ALL:
+        queue = queues.get_queue(connection, name)
+        pipe.llen(queue.key)
+        pipe.zcard(queue.started_job_registry.key)
+        pipe.zcard(queue.scheduled_job_registry.key)
+        pipe.zcard(queue.deferred_job_registry.key)
+        pipe.zcard(queue.failed_job_registry.key)
+    counts = iter(pipe.execute())
+    for name in queues.ALL:
+        for state in QUEUE_STATES:
+            family.add_metric([name, state], next(counts))
+    return family
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def redis_families(connection: redis.Redis) -> Iterator[Metric]:
+    """Gauges of what is in Redis now; raises RedisError."""
+    yield _queue_depths(connection)
+    yield _gauge("wastatus_inbox_events", "Failure events stored and not yet claimed by a "
+                 "drain job.", connection.llen(intake.INBOX))  # fmt: skip
+    claimed = sum(1 for _ in connection.scan_iter(match=intake.PROCESSING_PATTERN, count=1000))
+    yield _gauge("wastatus_inbox_claimed_batches", "Batches of events claimed by a drain job "
+                 "and not yet finished.", claimed)  # fmt: skip
+    yield _gauge("wastatus_quarantine_entries", "Authenticated webhooks kept because they failed "
+                 "validation.", quarantine.size(connection))  # fmt: skip
+    if alerts is not None:
+        yield _gauge("wastatus_dead_letter_entries", "Dead letters waiting for a person.",
+                     deadletter.count(connection))  # fmt: skip
+        yield _gauge("wastatus_alert_groups_open", "Alert groups gathering or waiting to "
+                     "repeat.", len(alerts.open_groups(connection)))  # fmt: skip
+        yield _gauge("wastatus_silences_active", "Silences in force now.",
+                     len(silences.active(connection)))  # fmt: skip
+    yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",
+                 Worker.count(connection=connection))  # fmt: skip
+
+
+class ScrapeCollector:
+    """Everything one scrape shows: local and exported counters summed, Redis gauges."""
+
+    def __init__(self, connection_factory) -> None:
+        self.connection_factory = connection_factory
+
+    def collect(self) -> Iterator[Metric]:
+        families = metrics.not_exported(local_families())
+        gauges: list[Metric] = []
+        up = 1
+        try:
+            connection = self.connection_factory()
+            families += metrics.exported_families(connection)
+            gauges = list(redis_families(connection))
+        except (redis.RedisError, RedisNotConfigured) as error:
+            logger.warning("metrics.redis_unavailable: %s", error)
+            up = 0
+        yield from metrics.merge(families)
+        yield from gauges
+        yield _gauge("wastatus_redis_up", "1 if this scrape could read Redis, else 0.", up)
+
+
+@bp.get("/metrics")
+def scrape() -> Response:
+    """The Prometheus exposition of every wastatus metric."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ScrapeCollector(current_app.extensions["wastatus"].redis))
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask) -> None:
+    """Register `/metrics`."""
+    app.register_blueprint(bp)

@@ -1,0 +1,133 @@
+"""Structured logs: one JSON document per line, phone numbers masked, secrets never written.
+
+Log aggregators (Loki, CloudWatch, Datadog) index JSON fields without regexes, so every line
+the web app and the workers write is one JSON object. Code passes its fields with
+`log(logger, "event.name", field=value, ...)`; this module masks phone numbers in the fields
+named in `PHONE_FIELDS` (unless `WASTATUS_LOG_PII=1`) and redacts any field whose name looks
+like a secret, wherever it is nested. Nothing here imports Flask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from workers import config
+
+PHONE_FIELDS = frozenset(
+    {
+        "recipient_id",
+        "recipient_participant_id",
+        "display_phone_number",
+        "wa_id",
+        "from",
+        "phone",
+        "phone_number",
+        "recipient",
+    }
+)
+"""Fields that hold an end user's (or a business's) phone number."""
+
+SECRET_MARKERS = ("secret", "token", "password", "authorization", "signature", "cookie")
+"""A field whose name contains one of these is never written, whatever its value."""
+
+REDACTED = "[redacted]"
+_HANDLER_MARK = "_wastatus_json"
+
+
+def mask_phone(value: object) -> str:
+    """The phone number with all but its last 4 digits replaced by `*` (PII stays out of logs)."""
+    text = "" if value is None else str(value)
+    digits = sum(ch.isdigit() for ch in text)
+    if digits <= 4:
+        return "*" * len(text)
+    keep, out = 4, []
+    for ch in reversed(text):
+        if ch.isdigit() and keep:
+            out.append(ch)
+            keep -= 1
+        elif ch.isdigit():
+            out.append("*")
+        else:
+            out.append(ch)
+    return "".join(reversed(out))
+
+
+def scrub(value: Any, pii: bool = False) -> Any:
+    """`value` with secrets redacted and (unless `pii`) phone numbers masked, recursively."""
+    if isinstance(value, Mapping):
+        clean = {}
+        for key, item in value.items():
+            name = str(key).lower()
+            if any(marker in name for marker in SECRET_MARKERS):
+                clean[key] = REDACTED
+            elif not pii and name in PHONE_FIELDS and item is not None:
+                clean[key] = (
+                    [mask_phone(i) for i in item] if isinstance(item, list) else mask_phone(item)
+                )
+            else:
+                clean[key] = scrub(item, pii)
+        return clean
+    if isinstance(value, list | tuple):
+        return [scrub(item, pii) for item in value]
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line: ts, level, logger, event, then the record's fields."""
+
+    def __init__(self, pii: bool = False) -> None:
+        super().__init__()
+        self.pii = pii
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            doc.update(scrub(fields, self.pii))
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def log(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Write `event` with `fields` (scrubbed by the formatter) if `level` is enabled."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={"fields": fields})
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler on whatever `sys.stderr` is at the time of each record."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
+def configure(env: Mapping[str, str] = os.environ, stream: Any = None) -> logging.Handler:
+    """Send the root logger's records to stderr as JSON lines; idempotent, returns the handler.
+
+    `WASTATUS_LOG_LEVEL` (default INFO) sets the level: WARNING drops the per-request and
+    per-job lines. `WASTATUS_LOG_PII=1` keeps phone numbers whole.
+    """
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, _HANDLER_MARK, False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+        setattr(handler, _HANDLER_MARK, True)
+        root.addHandler(handler)
+    handler.setFormatter(JsonFormatter(pii=config.flag(env, "WASTATUS_LOG_PII")))
+    root.setLevel(env.get("WASTATUS_LOG_LEVEL", "INFO").upper())
+    return handler
