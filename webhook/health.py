@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from workers import intake, queues
+from workers import backlog
 from workers.connection import RedisNotConfigured
 
 bp = Blueprint("health", __name__)
@@ -34,16 +34,6 @@ def _error(code: str, **details: object) -> tuple[Response, int]:
     return jsonify(error=code, message=message, **details), status
 
 
-def backlog(connection: redis.Redis) -> dict[str, int]:
-    """Inbox length and queued jobs per RQ queue, in one round trip; raises RedisError."""
-    pipe = connection.pipeline(transaction=False)
-    pipe.llen(intake.INBOX)
-    for name in queues.ALL:
-        pipe.llen(queues.get_queue(connection, name).key)
-    inbox, *lengths = pipe.execute()
-    return {"inbox": inbox, **dict(zip(queues.ALL, lengths, strict=True))}
-
-
 @bp.get("/healthz")
 def healthz() -> Response:
     """The process answers: nothing else is checked, so a Redis outage restarts nothing."""
@@ -56,7 +46,7 @@ def readyz() -> Response | tuple[Response, int]:
     state = current_app.extensions["wastatus"]
     limit = current_app.config["WASTATUS_READY_MAX_BACKLOG"]
     try:
-        waiting = backlog(state.redis())
+        waiting = backlog.queue_lengths(state.redis())
     except (redis.RedisError, RedisNotConfigured) as error:
         return _error("redis-unavailable", reason=str(error) or type(error).__name__)
     total = sum(waiting.values())

@@ -25,7 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Worker
 
 from webhook import quarantine
-from workers import intake, metrics, queues
+from workers import backlog, intake, metrics
 from workers.connection import RedisNotConfigured
 
 try:  # pragma: no cover - until the alert modules land
@@ -35,8 +35,6 @@ except ImportError:
 
 bp = Blueprint("metrics", __name__)
 logger = logging.getLogger("wastatus.web")
-
-QUEUE_STATES = ("queued", "started", "scheduled", "deferred", "failed")
 
 
 def local_families() -> list[Metric]:
@@ -51,18 +49,9 @@ def _queue_depths(connection: redis.Redis) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         "wastatus_queue_jobs", "RQ jobs per queue and state, now.", labels=["queue", "state"]
     )
-    pipe = connection.pipeline(transaction=False)
-    for name in queues.ALL:
-        queue = queues.get_queue(connection, name)
-        pipe.llen(queue.key)
-        pipe.zcard(queue.started_job_registry.key)
-        pipe.zcard(queue.scheduled_job_registry.key)
-        pipe.zcard(queue.deferred_job_registry.key)
-        pipe.zcard(queue.failed_job_registry.key)
-    counts = iter(pipe.execute())
-    for name in queues.ALL:
-        for state in QUEUE_STATES:
-            family.add_metric([name, state], next(counts))
+    for name, states in backlog.queue_states(connection).items():
+        for state, count in states.items():
+            family.add_metric([name, state], count)
     return family
 
 
@@ -75,9 +64,8 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
     yield _queue_depths(connection)
     yield _gauge("wastatus_inbox_events", "Failure events stored and not yet claimed by a "
                  "drain job.", connection.llen(intake.INBOX))  # fmt: skip
-    claimed = sum(1 for _ in connection.scan_iter(match=intake.PROCESSING_PATTERN, count=1000))
     yield _gauge("wastatus_inbox_claimed_batches", "Batches of events claimed by a drain job "
-                 "and not yet finished.", claimed)  # fmt: skip
+                 "and not yet finished.", backlog.claimed_batches(connection))  # fmt: skip
     yield _gauge("wastatus_quarantine_entries", "Authenticated webhooks kept because they failed "
                  "validation.", quarantine.size(connection))  # fmt: skip
     if alerts is not None:

@@ -1,0 +1,42 @@
+"""What waits in Redis right now: the inbox, claimed batches and the RQ queues by state.
+
+Read by /readyz, /metrics and `wastatus status`, each in one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from workers import intake, queues
+
+STATES = ("queued", "started", "scheduled", "deferred", "failed")
+"""Job states per queue: waiting, running, due later, waiting on another job, failed."""
+
+
+def queue_lengths(connection: redis.Redis) -> dict[str, int]:
+    """Inbox events and queued (waiting) jobs per queue; raises RedisError."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.llen(intake.INBOX)
+    for name in queues.ALL:
+        pipe.llen(queues.get_queue(connection, name).key)
+    inbox, *lengths = pipe.execute()
+    return {"inbox": inbox, **dict(zip(queues.ALL, lengths, strict=True))}
+
+
+def queue_states(connection: redis.Redis) -> dict[str, dict[str, int]]:
+    """Jobs per queue and state (`STATES`); raises RedisError."""
+    pipe = connection.pipeline(transaction=False)
+    for name in queues.ALL:
+        queue = queues.get_queue(connection, name)
+        pipe.llen(queue.key)
+        pipe.zcard(queue.started_job_registry.key)
+        pipe.zcard(queue.scheduled_job_registry.key)
+        pipe.zcard(queue.deferred_job_registry.key)
+        pipe.zcard(queue.failed_job_registry.key)
+    counts = iter(pipe.execute())
+    return {name: {state: next(counts) for state in STATES} for name in queues.ALL}
+
+
+def claimed_batches(connection: redis.Redis) -> int:
+    """Batches a drain job claimed and has not finished (SCAN, never KEYS)."""
+    return sum(1 for _ in connection.scan_iter(match=intake.PROCESSING_PATTERN, count=1000))
