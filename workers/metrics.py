@@ -89,8 +89,7 @@ def export(connection: redis.Redis, registry: CollectorRegistry = REGISTRY) -> i
     meta: dict[str, str] = {}
     current: dict[str, float] = {}
     for family in _own_families(registry):
-        if family.name not in _exported_meta:
-            meta[family.name] = json.dumps([family.type, family.documentation])
+        changed = False
         for sample in family.samples:
             if sample.name.endswith("_created"):
                 continue
@@ -99,6 +98,10 @@ def export(connection: redis.Redis, registry: CollectorRegistry = REGISTRY) -> i
             delta = sample.value - _exported.get(key, 0.0)
             if delta:
                 deltas[key] = delta
+                changed = True
+        # Sent with every change too, so a Redis that lost its data learns the family again.
+        if changed or family.name not in _exported_meta:
+            meta[family.name] = json.dumps([family.type, family.documentation])
     if not deltas and not meta:
         return 0
     pipe = connection.pipeline(transaction=False)
