@@ -57,23 +57,44 @@ def mask_phone(value: object) -> str:
     return "".join(reversed(out))
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_PLAIN, _SECRET, _PHONE = 0, 1, 2
+_key_kinds: dict[object, int] = {}
+
+
+def _kind(key: object) -> int:
+    """What a field name holds, cached: field names repeat on every line."""
+    kind = _key_kinds.get(key)
+    if kind is None:
+        name = str(key).lower()
+        if any(marker in name for marker in SECRET_MARKERS):
+            kind = _SECRET
+        else:
+            kind = _PHONE if name in PHONE_FIELDS else _PLAIN
+        if len(_key_kinds) < 10_000:
+            _key_kinds[key] = kind
+    return kind
+
+
 def scrub(value: Any, pii: bool = False) -> Any:
     """`value` with secrets redacted and (unless `pii`) phone numbers masked, recursively."""
     if isinstance(value, Mapping):
         clean = {}
         for key, item in value.items():
-            name = str(key).lower()
-            if any(marker in name for marker in SECRET_MARKERS):
+            kind = _kind(key)
+            if kind == _SECRET:
                 clean[key] = REDACTED
-            elif not pii and name in PHONE_FIELDS and item is not None:
+            elif kind == _PHONE and not pii and item is not None:
                 clean[key] = (
                     [mask_phone(i) for i in item] if isinstance(item, list) else mask_phone(item)
                 )
+            elif type(item) in _SCALARS:
+                clean[key] = item
             else:
                 clean[key] = scrub(item, pii)
         return clean
     if isinstance(value, list | tuple):
-        return [scrub(item, pii) for item in value]
+        return [item if type(item) in _SCALARS else scrub(item, pii) for item in value]
     return value
 
 
@@ -102,7 +123,10 @@ class JsonFormatter(logging.Formatter):
 def log(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Write `event` with `fields` (scrubbed by the formatter) if `level` is enabled."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        # makeRecord + handle skip logging's stack walk for the caller's file and line.
+        record = logger.makeRecord(logger.name, level, "", 0, event, (), None,
+                                   extra={"fields": fields})  # fmt: skip
+        logger.handle(record)
 
 
 class _StderrHandler(logging.StreamHandler):
