@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -12,6 +16,7 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
+from tests.conftest import load_fixture
 from tests.receiver import Reply
 from workers import alerts, deadletter, intake, ledger, queues
 from workers.retry import backoff_delay, next_delay
@@ -190,3 +195,19 @@ class TestResend:
         work(redis)
         body = resend_env.wait_for(1)[0].body
         assert json.loads(body.decode("utf-8"))["catalog"]["action"]["ja"]
+
+
+class TestEndToEnd:
+    def test_webhook_to_resend_through_a_worker_process(self, redis, post, resend_env, redis_url):
+        """A signed Cloud webhook with a transient failure reaches the resend endpoint through a
+        `wastatus worker --burst` subprocess, with the message id and callback data."""
+        payload = json.loads(load_fixture("cloud/failed_131049.json"))
+        status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+        status["errors"][0]["code"] = 131043
+        status["biz_opaque_callback_data"] = "order-42"
+        assert post.signed(payload).status_code == 200
+        command = [str(Path(sys.executable).parent / "wastatus"), "worker", "--burst"]
+        subprocess.run(command, env=dict(os.environ), check=True, capture_output=True, timeout=60)
+        body = resend_env.wait_for(1)[0].json()
+        assert (body["message_id"], body["biz_opaque_callback_data"]) == (status["id"], "order-42")
+        assert body["recipient_id"] == "16505551234" and body["code"] == 131043
