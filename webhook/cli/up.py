@@ -59,13 +59,13 @@ def up(port: int, host: str) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     url_file = data_dir / config.REDIS_URL_FILE
     redis_server = None
-    if not env.get("REDIS_URL"):
+    if not env.get("REDIS_URL") and not env.get("WASTATUS_REDIS_SENTINELS"):
         redis_server = RedisServer(data_dir / "redis").start()
         url_file.write_text(redis_server.url + "\n")
         env["REDIS_URL"] = redis_server.url
         click.echo(f"redis    {redis_server.url} (embedded, data in {data_dir / 'redis'})")
     else:
-        click.echo("redis    REDIS_URL")
+        click.echo("redis    REDIS_URL" if env.get("REDIS_URL") else "redis    sentinels")
 
     unauthenticated = not (env.get("WASTATUS_APP_SECRET") or env.get("WASTATUS_ONPREM_TOKEN"))
     if unauthenticated and not config.flag(env, "WASTATUS_INSECURE"):
