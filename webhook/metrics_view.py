@@ -18,13 +18,14 @@ import os
 from collections.abc import Iterator
 
 import redis
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Worker
 
 from webhook import quarantine
+from webhook.errors import error_response
 from workers import backlog, intake, metrics
 from workers.connection import RedisNotConfigured
 
@@ -79,14 +80,30 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
                  Worker.count(connection=connection))  # fmt: skip
 
 
-class ScrapeCollector:
-    """Everything one scrape shows: local and exported counters summed, Redis gauges."""
+SCOPES = ("all", "local", "shared")
+"""`?scope=`: everything; this web server's own counters; or what every server reads alike."""
 
-    def __init__(self, connection_factory) -> None:
+
+class ScrapeCollector:
+    """What one scrape shows: local and exported counters summed, and the Redis gauges.
+
+    `local` is what only this web server knows (its gunicorn workers' counters); `shared` is
+    what every web server would report alike (worker counters exported to Redis, gauges read
+    from Redis). With several web servers, scrape each with `local` and one with `shared`, so
+    sums over instances count nothing twice.
+    """
+
+    def __init__(self, connection_factory, scope: str = "all") -> None:
         self.connection_factory = connection_factory
+        self.scope = scope
 
     def collect(self) -> Iterator[Metric]:
-        families = metrics.not_exported(local_families())
+        families = []
+        if self.scope in ("all", "local"):
+            families = metrics.not_exported(local_families())
+        if self.scope == "local":
+            yield from metrics.merge(families)
+            return
         gauges: list[Metric] = []
         up = 1
         try:
@@ -102,10 +119,13 @@ class ScrapeCollector:
 
 
 @bp.get("/metrics")
-def scrape() -> Response:
-    """The Prometheus exposition of every wastatus metric."""
+def scrape() -> Response | tuple[Response, int]:
+    """The Prometheus exposition of the wastatus metrics in `?scope=` (default all)."""
+    scope = request.args.get("scope", "all")
+    if scope not in SCOPES:
+        return error_response("bad-request", "scope must be one of: " + ", ".join(SCOPES))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ScrapeCollector(current_app.extensions["wastatus"].redis))
+    registry.register(ScrapeCollector(current_app.extensions["wastatus"].redis, scope))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

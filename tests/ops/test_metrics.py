@@ -196,6 +196,30 @@ class TestRedisGauges:
         assert after.value(name, kind="alert") - before.value(name, kind="alert") == 1
 
 
+class TestScopes:
+    def test_local_scope_is_this_servers_counters_only(self, client, post):
+        """?scope=local shows the web counters and reads nothing from Redis."""
+        post.signed(cloud_status())
+        scrape = Scrape(client.get("/metrics?scope=local").get_data(as_text=True))
+        assert scrape.has("wastatus_webhook_requests_total")
+        assert not scrape.has("wastatus_queue_jobs") and not scrape.has("wastatus_redis_up")
+
+    def test_shared_scope_is_what_every_server_reads_alike(self, redis, client, post):
+        """?scope=shared shows the Redis gauges and worker counters, not the web counters."""
+        post.signed(cloud_status())
+        before = Scrape(client.get("/metrics?scope=shared").get_data(as_text=True))
+        assert before.value("wastatus_inbox_events") == 1 and before.value("wastatus_redis_up") == 1
+        assert not before.has("wastatus_webhook_requests_total")
+        work(redis)
+        after = Scrape(client.get("/metrics?scope=shared").get_data(as_text=True))
+        assert after.value("wastatus_failures_total", code="131049") == 1
+
+    def test_unknown_scope_is_a_400(self, client):
+        """Any other scope is refused with the JSON error shape."""
+        response = client.get("/metrics?scope=everything")
+        assert response.status_code == 400 and response.get_json()["error"] == "bad-request"
+
+
 class TestExport:
     def test_export_sends_only_what_changed_since_the_last_export(self, redis):
         """Exporting twice adds each increment once to the totals in Redis."""
