@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from webhook.cli import catalog, explain, quarantine, rules, serve, up, worker
+from webhook.cli import catalog, explain, quarantine, rules, serve, status, up, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +19,4 @@ main.add_command(quarantine.quarantine)
 main.add_command(explain.explain)
 main.add_command(catalog.catalog)
 main.add_command(rules.rules)
+main.add_command(status.status)
