@@ -1,0 +1,95 @@
+"""The words of an alert for people (chat, e-mail), in Japanese or English.
+
+Machines get the alert JSON; people get a title and a short body built from it here, so the
+apprise and log receivers say the same thing. The language is `WASTATUS_LANG` (ja or en).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+LANGUAGES = ("ja", "en")
+DEFAULT_LANGUAGE = "ja"
+
+_WORDS = {
+    "ja": {
+        "firing": "新しいエラー",
+        "update": "エラー続報",
+        "repeat": "未解決のエラー(再通知)",
+        "exhausted": "再送上限到達",
+        "count": "件数",
+        "since": "期間",
+        "number": "送信元番号",
+        "what": "内容",
+        "todo": "対処",
+        "retry": "再送",
+        "examples": "例",
+        "more": "ほか {n} 件",
+        "policy": {"never": "再送しても解決しません", "after_delay": "時間をおいて再送",
+                   "immediate": "すぐ再送して大丈夫です"},
+        "unit": "件",
+    },
+    "en": {
+        "firing": "New failure",
+        "update": "Failure update",
+        "repeat": "Still failing (reminder)",
+        "exhausted": "resends exhausted",
+        "count": "Count",
+        "since": "Seen",
+        "number": "Phone number id",
+        "what": "What happened",
+        "todo": "What to do",
+        "retry": "Resend",
+        "examples": "Examples",
+        "more": "and {n} more",
+        "policy": {"never": "resending will not help", "after_delay": "resend after a delay",
+                   "immediate": "safe to resend now"},
+        "unit": "events",
+    },
+}  # fmt: skip
+
+
+def language(env: Mapping[str, str] = os.environ) -> str:
+    """`WASTATUS_LANG` when it is ja or en, else Japanese."""
+    value = env.get("WASTATUS_LANG", "").strip().lower()[:2]
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def title(alert: Mapping, lang: str) -> str:
+    """One line: what kind of notification, which code, how many."""
+    words = _WORDS[lang]
+    first = (alert.get("alerts") or [{}])[0]
+    status = words.get(alert["status"], alert["status"])
+    if alert.get("retry_exhausted"):
+        status = f"{status} ({words['exhausted']})"
+    code = first.get("code")
+    name = first.get("title") or ""
+    return f"[wastatus] {status}: {code} {name} ×{alert['count']}".strip()
+
+
+def body(alert: Mapping, lang: str, examples: int = 3) -> str:
+    """A few short lines: the explanation and the action in `lang`, counts and examples."""
+    words = _WORDS[lang]
+    sample = alert.get("alerts") or []
+    first = sample[0] if sample else {}
+    retry = first.get("retry") or {}
+    lines = [
+        f"{words['count']}: {alert['count']} {words['unit']}",
+        f"{words['since']}: {alert['first_seen']} – {alert['last_seen']}",
+    ]
+    if first.get("phone_number_id"):
+        lines.append(f"{words['number']}: {first['phone_number_id']}")
+    lines.append(f"{words['what']}: {(first.get('explanation') or {}).get(lang, '')}")
+    lines.append(f"{words['todo']}: {(first.get('action') or {}).get(lang, '')}")
+    if retry.get("policy"):
+        lines.append(f"{words['retry']}: {words['policy'].get(retry['policy'], retry['policy'])}")
+    shown = sample[:examples]
+    if shown:
+        lines.append(f"{words['examples']}:")
+        for item in shown:
+            lines.append(f"  - {item.get('message_id') or '-'} → {item.get('recipient_id') or '-'}")
+        if alert["count"] > len(shown):
+            lines.append("  " + words["more"].format(n=alert["count"] - len(shown)))
+    lines.append(f"group: {alert['group_key']}")
+    return "\n".join(lines)

@@ -1,0 +1,389 @@
+"""Alert groups, Alertmanager style: many failures of one cause become one notification.
+
+`submit` (called by the drain job with a batch of enriched events and their route) drops the
+silenced events, sorts the rest into groups by the route's `group_by`, and adds each group's
+events with ONE Lua call per group, all pipelined: no RQ job per event. A group's first event
+schedules a flush after `group_wait`; the flush turns the events gathered so far into a
+notification (status "firing"); events arriving later are sent as an "update" no sooner than
+`group_interval` after the last notification; a group without new events "repeat"s after
+`repeat_interval`, and closes after `WASTATUS_GROUP_RESOLVE` (default 24 h) without events.
+
+Restarts neither repeat nor lose a notification: each group hash records the id of the one
+flush job allowed to act (`job`) and when it is due; a job whose id does not match does nothing,
+and `recover` re-issues jobs that are overdue (lost with a killed worker or a Redis restart).
+The flush moves the group's pending event ids into the notification atomically, so an event is
+in exactly one notification; `workers.notifications` delivers it and writes the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+
+import redis
+import rq
+from prometheus_client import Counter
+
+from workers import config, ledger, notifications, routing, silences
+from workers.logs import mask_phone
+from workers.queues import ALERTS, get_queue
+
+PREFIX = "wastatus:alerts:group:"
+"""`PREFIX + gid`: hash of a group's state; `:pending` (set of event ids not yet in a
+notification) and `:sample` (list of the latest alert items) hang off it."""
+
+GROUPS = "wastatus:alerts:groups"
+"""Sorted set of open group ids, scored by the time their next flush is due."""
+
+SAMPLE_SIZE = 20
+"""How many alert items a notification carries at most (the latest ones)."""
+
+DEFAULT_GROUP_BY = ("phone_number_id", "code")
+DEFAULT_RESOLVE_SECONDS = 24 * 3600
+RECOVER_GRACE_SECONDS = 60.0
+"""A flush or delivery this overdue is taken as lost and issued again."""
+
+EARLY_TOLERANCE_SECONDS = 0.05
+FLUSH_JOB = "workers.alerts.flush_group"
+JOB_TIMEOUT = 120
+
+EVENTS_GROUPED = Counter(
+    "wastatus_alert_events_grouped",
+    "Failure events added to alert groups, by route.",
+    ["route"],
+)
+FLUSHES = Counter(
+    "wastatus_alert_flushes",
+    "Alert group flushes, by what they did (firing, update, repeat, idle, closed, stale).",
+    ["result"],
+)
+
+_SUBMIT = """
+local g, p, s, z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now = tonumber(ARGV[2])
+local nsamples = tonumber(ARGV[10])
+local added = 0
+for i = 11 + nsamples, #ARGV do
+  added = added + redis.call('SADD', p, ARGV[i])
+end
+if added == 0 then return {0, '', ''} end
+for i = 11, 10 + nsamples do redis.call('LPUSH', s, ARGV[i]) end
+redis.call('LTRIM', s, 0, tonumber(ARGV[9]) - 1)
+redis.call('HINCRBY', g, 'count', added)
+if redis.call('HSETNX', g, 'first_seen', ARGV[3]) == 0 then
+  if tonumber(ARGV[3]) < tonumber(redis.call('HGET', g, 'first_seen')) then
+    redis.call('HSET', g, 'first_seen', ARGV[3])
+  end
+end
+if tonumber(ARGV[4]) > tonumber(redis.call('HGET', g, 'last_seen') or '0') then
+  redis.call('HSET', g, 'last_seen', ARGV[4])
+end
+redis.call('HSET', g, 'meta', ARGV[5], 'group_key', ARGV[8], 'touched_at', ARGV[2])
+local due = tonumber(redis.call('HGET', g, 'due') or '-1')
+local notified = tonumber(redis.call('HGET', g, 'notified_at') or '-1')
+local want
+if notified < 0 then
+  if due >= 0 then return {added, '', ''} end
+  want = now + tonumber(ARGV[6])
+else
+  want = math.max(now, notified + tonumber(ARGV[7]))
+  if due >= 0 and due <= want then return {added, '', ''} end
+end
+local seq = redis.call('HINCRBY', g, 'seq', 1)
+local job = 'wastatus-flush-' .. ARGV[1] .. '-' .. seq
+redis.call('HSET', g, 'due', string.format('%.3f', want), 'job', job)
+redis.call('ZADD', z, want, ARGV[1])
+return {added, job, string.format('%.3f', want)}
+"""
+
+_FLUSH = """
+local g, p, s, z, n, ne, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local gid, now, nid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local resolve, tolerance = tonumber(ARGV[5]), tonumber(ARGV[7])
+if redis.call('HGET', g, 'job') ~= ARGV[3] then return {'stale', '', ''} end
+local due = tonumber(redis.call('HGET', g, 'due'))
+local function reschedule(at)
+  local seq = redis.call('HINCRBY', g, 'seq', 1)
+  local job = 'wastatus-flush-' .. gid .. '-' .. seq
+  redis.call('HSET', g, 'due', string.format('%.3f', at), 'job', job)
+  redis.call('ZADD', z, at, gid)
+  return job
+end
+if now + tolerance < due then
+  return {'early', reschedule(due), string.format('%.3f', due)}
+end
+local meta = cjson.decode(redis.call('HGET', g, 'meta'))
+local notified = tonumber(redis.call('HGET', g, 'notified_at') or '-1')
+local touched = tonumber(redis.call('HGET', g, 'touched_at'))
+local pending = redis.call('SCARD', p)
+local status = ''
+if pending > 0 then
+  if notified < 0 then status = 'firing' else status = 'update' end
+elseif now >= touched + resolve then
+  redis.call('DEL', g, p, s)
+  redis.call('ZREM', z, gid)
+  return {'closed', '', ''}
+elseif notified >= 0 and now + tolerance >= notified + meta.repeat_interval then
+  status = 'repeat'
+end
+if status == '' then
+  local at = touched + resolve
+  if notified >= 0 then at = math.min(at, notified + meta.repeat_interval) end
+  return {'idle', reschedule(at), string.format('%.3f', at)}
+end
+local count = redis.call('HGET', g, 'count')
+if pending > 0 then redis.call('RENAME', p, ne) end
+redis.call('HSET', n, 'gid', gid, 'group_key', redis.call('HGET', g, 'group_key'),
+  'status', status, 'count', count, 'events', pending,
+  'first_seen', redis.call('HGET', g, 'first_seen'),
+  'last_seen', redis.call('HGET', g, 'last_seen'),
+  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta'),
+  'receiver_index', 0, 'attempt', 1, 'seq', 1, 'job', ARGV[6], 'due', ARGV[2],
+  'created_at', ARGV[2], 'state', 'pending')
+redis.call('ZADD', outbox, now, nid)
+redis.call('HSET', g, 'notified_at', ARGV[2], 'notified_count', count)
+local at = math.min(now + meta.repeat_interval, math.max(now, touched + resolve))
+return {status, reschedule(at), string.format('%.3f', at)}
+"""
+
+
+def group_hash(gid: str) -> str:
+    return PREFIX + gid
+
+
+def _keys(gid: str) -> list[str]:
+    base = group_hash(gid)
+    return [base, base + ":pending", base + ":sample", GROUPS]
+
+
+def group_label(event: Mapping, route: object) -> str:
+    """The readable group key: route name, then each group_by field's value."""
+    group_by = tuple(getattr(route, "group_by", None) or DEFAULT_GROUP_BY)
+    parts = [f"{name}={routing.event_value(event, name)}" for name in group_by]
+    label = f"{getattr(route, 'name', 'default')}:{','.join(parts)}"
+    return label + ":retry_exhausted" if event.get("retry_exhausted") else label
+
+
+def group_id(label: str) -> str:
+    """A short, stable id for a group key (Redis keys and job ids stay small)."""
+    return hashlib.sha1(label.encode()).hexdigest()[:16]
+
+
+def iso(timestamp: float | str | None) -> str | None:
+    """Unix seconds as ISO-8601 UTC with a Z, as the alert JSON shows times."""
+    if timestamp in (None, ""):
+        return None
+    moment = dt.datetime.fromtimestamp(float(timestamp), dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def alert_item(event: Mapping, show_pii: bool = False) -> dict:
+    """One entry of a notification's `alerts[]`, from an enriched event."""
+    entry = event.get("catalog") or {}
+    recipient = event.get("recipient_id")
+    item = {
+        "event_id": event.get("event_id"),
+        "api": event.get("api"),
+        "code": event.get("code"),
+        "title": entry.get("title"),
+        "category": entry.get("category"),
+        "severity": entry.get("severity"),
+        "retry": entry.get("retry"),
+        "explanation": entry.get("explanation"),
+        "action": entry.get("action"),
+        "known": entry.get("known"),
+        "reported": entry.get("reported"),
+        "status": event.get("status"),
+        "message_id": event.get("message_id"),
+        "recipient_id": recipient if show_pii or not recipient else mask_phone(recipient),
+        "phone_number_id": event.get("phone_number_id"),
+        "waba_id": event.get("waba_id"),
+        "biz_opaque_callback_data": event.get("biz_opaque_callback_data"),
+        "timestamp": event.get("timestamp"),
+    }
+    if event.get("retry_exhausted"):
+        item["retry_exhausted"] = True
+        item["attempts"] = event.get("attempt") or event.get("attempts")
+    return item
+
+
+def _meta(route: object, retry_exhausted: bool) -> str:
+    return json.dumps({
+        "route": getattr(route, "name", "default"),
+        "receivers": list(getattr(route, "receivers", None) or ()),
+        "group_by": list(getattr(route, "group_by", None) or DEFAULT_GROUP_BY),
+        "group_wait": float(getattr(route, "group_wait", 30.0)),
+        "group_interval": float(getattr(route, "group_interval", 300.0)),
+        "repeat_interval": float(getattr(route, "repeat_interval", 4 * 3600.0)),
+        "retry_exhausted": retry_exhausted,
+    })  # fmt: skip
+
+
+def _seen(event: Mapping, now: float) -> float:
+    return float(event.get("received_at") or event.get("timestamp") or now)
+
+
+_last_recover = 0.0
+
+
+def submit(
+    connection: redis.Redis, events: list[dict], route: object, env: Mapping[str, str] = os.environ
+) -> None:
+    """Add enriched `events` to their alert groups under `route`, or count them as silenced."""
+    global _last_recover
+    if not events:
+        return
+    now = time.time()
+    keep, silenced = silences.split(connection, events, env)
+    show_pii = config.flag(env, "WASTATUS_LOG_PII")
+    groups: dict[str, list[dict]] = {}
+    for event in keep:
+        groups.setdefault(group_label(event, route), []).append(event)
+    script = connection.register_script(_SUBMIT)
+    with connection.pipeline(transaction=False) as pipe:
+        if silenced:
+            ids = [event["event_id"] for found in silenced.values() for event in found]
+            ledger.record(pipe, "silenced", ids)
+            silences.count_silenced(pipe, silenced)
+        order = []
+        for label, found in groups.items():
+            gid = group_id(label)
+            seen = [_seen(event, now) for event in found]
+            samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
+                       for event in found[-SAMPLE_SIZE:]]  # fmt: skip
+            exhausted = bool(found[0].get("retry_exhausted"))
+            args = [
+                gid, now, min(seen), max(seen), _meta(route, exhausted),
+                getattr(route, "group_wait", 30.0), getattr(route, "group_interval", 300.0),
+                label, SAMPLE_SIZE, len(samples), *samples,
+                *(event["event_id"] for event in found),
+            ]  # fmt: skip
+            script(keys=_keys(gid), args=args, client=pipe)
+            order.append(gid)
+        results = pipe.execute()[-len(order) :] if order else []
+    queue = get_queue(connection, ALERTS)
+    for gid, (added, job, due) in zip(order, results, strict=True):
+        EVENTS_GROUPED.labels(getattr(route, "name", "default")).inc(int(added))
+        if job:
+            _schedule(queue, gid, job.decode(), float(due), now)
+    if now - _last_recover > RECOVER_GRACE_SECONDS / 2:
+        _last_recover = now
+        recover(connection)
+
+
+def _schedule(queue: rq.Queue, gid: str, job_id: str, due: float, now: float) -> None:
+    """Queue flush `job_id` for `due`; RQ's scheduler keeps whole seconds, so round up."""
+    options = {"job_id": job_id, "result_ttl": 0, "failure_ttl": 7 * 86400,
+               "job_timeout": JOB_TIMEOUT}  # fmt: skip
+    if due <= now:
+        queue.enqueue(FLUSH_JOB, gid, **options)
+    else:
+        at = dt.datetime.fromtimestamp(math.ceil(due), dt.UTC)
+        queue.enqueue_at(at, FLUSH_JOB, gid, **options)
+
+
+def _connection() -> redis.Redis:
+    """The running job's Redis; outside a job (scripts), the configured one."""
+    job = rq.get_current_job()
+    if job is not None:
+        return job.connection
+    from workers.connection import connect
+
+    return connect()
+
+
+def _current_job_id() -> str | None:
+    job = rq.get_current_job()
+    return job.id if job is not None else None
+
+
+def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | None = None) -> str:
+    """RQ job: turn a group's gathered events into a notification, if it is this job's turn."""
+    connection = connection or _connection()
+    job_id = job_id or _current_job_id()
+    env = os.environ
+    lock = notifications.Lock(connection, "flush:" + gid)
+    if not lock.acquire():
+        FLUSHES.labels("locked").inc()
+        return "locked"
+    try:
+        now = time.time()
+        nid = notifications.new_id()
+        resolve = config.seconds(env, "WASTATUS_GROUP_RESOLVE", DEFAULT_RESOLVE_SECONDS)
+        keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
+                notifications.OUTBOX]  # fmt: skip
+        args = [gid, now, job_id or "", nid, resolve, notifications.job_id(nid, 1),
+                EARLY_TOLERANCE_SECONDS]  # fmt: skip
+        result, next_job, due = connection.register_script(_FLUSH)(keys=keys, args=args)
+        result = result.decode()
+        FLUSHES.labels(result).inc()
+        if next_job:
+            _schedule(get_queue(connection, ALERTS), gid, next_job.decode(), float(due), now)
+        if result in ("firing", "update", "repeat"):
+            notifications.enqueue(connection, nid, notifications.job_id(nid, 1), 0.0)
+        return result
+    finally:
+        lock.release()
+
+
+def recover(connection: redis.Redis, grace: float = RECOVER_GRACE_SECONDS) -> int:
+    """Issue again the flushes and deliveries overdue by more than `grace`; returns how many."""
+    now = time.time()
+    reissued = 0
+    queue = get_queue(connection, ALERTS)
+    for raw in connection.zrangebyscore(GROUPS, "-inf", now - grace, start=0, num=100):
+        gid = raw.decode()
+        if notifications.Lock(connection, "flush:" + gid).held():
+            continue
+        key = group_hash(gid)
+        if not connection.exists(key):
+            connection.zrem(GROUPS, gid)
+            continue
+        seq = connection.hincrby(key, "seq", 1)
+        job = f"wastatus-flush-{gid}-{seq}"
+        connection.hset(key, "job", job)
+        _schedule(queue, gid, job, now, now)
+        reissued += 1
+    return reissued + notifications.recover(connection, now - grace)
+
+
+def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+def open_groups(connection: redis.Redis) -> list[dict]:
+    """The open alert groups, soonest flush first, for `wastatus status`."""
+    gids = [raw.decode() for raw in connection.zrange(GROUPS, 0, -1)]
+    if not gids:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for gid in gids:
+            pipe.hgetall(group_hash(gid))
+            pipe.scard(group_hash(gid) + ":pending")
+        replies = pipe.execute()
+    found = []
+    for gid, raw, pending in zip(gids, replies[::2], replies[1::2], strict=True):
+        state = _decode(raw)
+        if not state:
+            continue
+        meta = json.loads(state.get("meta") or "{}")
+        receivers = meta.get("receivers") or []
+        found.append({
+            "group_key": state.get("group_key"),
+            "id": gid,
+            "route": meta.get("route"),
+            "receiver": ",".join(receivers) if receivers else "(default)",
+            "count": int(state.get("count", 0)),
+            "pending": int(pending),
+            "first_seen": iso(state.get("first_seen")),
+            "last_seen": iso(state.get("last_seen")),
+            "last_notified": iso(state.get("notified_at")),
+            "next_flush": iso(state.get("due")),
+            "retry_exhausted": bool(meta.get("retry_exhausted")),
+        })  # fmt: skip
+    return found

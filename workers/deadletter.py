@@ -1,0 +1,131 @@
+"""Dead letters: what wastatus could not finish, kept whole so a person can look and replay.
+
+Kinds (`KINDS`): "alert" (a notification no receiver accepted), "retry" (an event whose resends
+ran out) and "event" (a poison event that kept crashing its drain batch). An entry is one JSON
+document in the hash `DEAD` plus its id in the sorted set `INDEX` (by creation time), so the
+list comes out oldest first and `count` is one ZCARD. `put` only writes, so it also works on a
+pipeline and lands atomically with the ledger entry the caller records beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import Counter
+
+from workers import intake
+
+DEAD = "wastatus:dead"
+"""Hash: dead-letter id → JSON {id, kind, item, reason, created_at, replays}."""
+
+INDEX = "wastatus:dead:index"
+"""Sorted set of dead-letter ids scored by creation time."""
+
+KINDS = ("alert", "retry", "event")
+
+DEAD_LETTERS = Counter(
+    "wastatus_dead_letters",
+    "Items put in the dead letter store, by kind.",
+    ["kind"],
+)
+DEAD_LETTERS_REPLAYED = Counter(
+    "wastatus_dead_letters_replayed",
+    "Dead letters replayed by a person, by kind.",
+    ["kind"],
+)
+
+
+class UnknownDeadLetter(KeyError):
+    """No dead letter has this id (never put, or already replayed)."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    kind: str
+    item: dict
+    reason: str
+    created_at: float
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "item": self.item,
+        }
+
+
+def new_id(now: float | None = None) -> str:
+    """A sortable, unique id: creation time in milliseconds plus random hex."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:013d}-{secrets.token_hex(4)}"
+
+
+def put(connection: redis.Redis, kind: str, item: dict, reason: str) -> str:
+    """Keep `item` as a dead letter of `kind` and return its id; `connection` may be a pipeline."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dead-letter kind {kind!r}; expected one of {KINDS}")
+    now = time.time()
+    dead_id = new_id(now)
+    document = {"id": dead_id, "kind": kind, "item": item, "reason": reason, "created_at": now}
+    connection.hset(DEAD, dead_id, json.dumps(document, ensure_ascii=False))
+    connection.zadd(INDEX, {dead_id: now})
+    DEAD_LETTERS.labels(kind).inc()
+    return dead_id
+
+
+def _parse(raw: bytes | str) -> DeadLetter:
+    data = json.loads(raw)
+    return DeadLetter(data["id"], data["kind"], data["item"], data["reason"], data["created_at"])
+
+
+def get(connection: redis.Redis, dead_id: str) -> DeadLetter | None:
+    """The dead letter `dead_id`, or None."""
+    raw = connection.hget(DEAD, dead_id)
+    return None if raw is None else _parse(raw)
+
+
+def entries(connection: redis.Redis, kind: str | None = None) -> list[DeadLetter]:
+    """Every dead letter (or those of `kind`), oldest first."""
+    ids = connection.zrange(INDEX, 0, -1)
+    if not ids:
+        return []
+    found = [_parse(raw) for raw in connection.hmget(DEAD, ids) if raw is not None]
+    return [entry for entry in found if kind is None or entry.kind == kind]
+
+
+def count(connection: redis.Redis) -> int:
+    """How many dead letters wait for a person."""
+    return int(connection.zcard(INDEX))
+
+
+def replay(connection: redis.Redis, dead_id: str) -> dict:
+    """Send a dead letter around again and remove it; returns what was done.
+
+    An alert goes back to its receivers as a new notification (same event ids); a retry or a
+    poison event goes back into the inbox, so the drain job routes it again from the start.
+    """
+    entry = get(connection, dead_id)
+    if entry is None:
+        raise UnknownDeadLetter(dead_id)
+    if entry.kind == "alert":
+        from workers import notifications  # import here: notifications imports this module
+
+        done = {"requeued": "notification", "id": notifications.redeliver(connection, entry.item)}
+    else:
+        event = entry.item.get("event", entry.item)
+        connection.lpush(intake.INBOX, json.dumps(event, ensure_ascii=False))
+        intake.schedule_drain(connection)
+        done = {"requeued": "inbox", "event_id": event.get("event_id")}
+    with connection.pipeline() as pipe:
+        pipe.hdel(DEAD, dead_id)
+        pipe.zrem(INDEX, dead_id)
+        pipe.execute()
+    DEAD_LETTERS_REPLAYED.labels(entry.kind).inc()
+    return {"id": dead_id, "kind": entry.kind, **done}

@@ -1,0 +1,302 @@
+"""The notification log: each alert notification, its delivery attempts, and how it ended.
+
+A flush writes a notification record (hash `record_key(nid)`) and moves the group's event ids
+into `events_key(nid)`; `deliver` (an RQ job on `wastatus-alerts`) tries the route's receivers
+in order: each up to `WASTATUS_ALERT_ATTEMPTS` times with exponential backoff and jitter,
+waiting at least what a 429's Retry-After asks (scheduled jobs, never a sleep in the worker),
+then the next receiver, finally a dead letter. The ledger is written with the final state,
+in one transaction: "alerted" when a receiver accepted the notification, "dead" when none did.
+
+Like groups, a record names the one job allowed to act on it; `recover` re-issues a delivery
+that is overdue, so a killed worker or a Redis restart neither loses nor repeats a notification
+(a receiver may still see a send twice if a worker dies between its 2xx and our write:
+`webhook-id` is the notification id, stable across attempts, for receivers to deduplicate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import random
+import secrets
+import time
+from collections.abc import Mapping
+
+import redis
+import rq
+
+from workers import alert_text, config, deadletter, ledger, receivers
+from workers.queues import ALERTS, get_queue
+
+RECORD_PREFIX = "wastatus:alerts:notification:"
+OUTBOX = "wastatus:alerts:outbox"
+"""Sorted set of notification ids not yet delivered nor dead, by when their next try is due."""
+
+LOCK_PREFIX = "wastatus:alerts:lock:"
+KEEP_SECONDS = 7 * 86400
+"""How long a finished notification record stays readable (the notification log)."""
+
+DELIVER_JOB = "workers.notifications.deliver"
+JOB_TIMEOUT = 120
+LOCK_SECONDS = JOB_TIMEOUT + 30
+DEFAULT_ATTEMPTS = 5
+DEFAULT_BACKOFF_BASE = 5.0
+DEFAULT_BACKOFF_MAX = 600.0
+RETRY_AFTER_MAX = 86400.0
+VERSION = 1
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Lock:
+    """A short Redis lock so two workers never act on one group or notification at once."""
+
+    def __init__(self, connection: redis.Redis, name: str, seconds: float = LOCK_SECONDS):
+        self.connection = connection
+        self.key = LOCK_PREFIX + name
+        self.seconds = seconds
+        self.token = secrets.token_hex(8)
+
+    def acquire(self) -> bool:
+        return bool(self.connection.set(self.key, self.token, nx=True, px=int(self.seconds * 1000)))
+
+    def held(self) -> bool:
+        return bool(self.connection.exists(self.key))
+
+    def release(self) -> None:
+        self.connection.register_script(_RELEASE)(keys=[self.key], args=[self.token])
+
+
+def new_id() -> str:
+    """A notification id: sortable by time, unique."""
+    return f"{int(time.time() * 1000):013d}-{secrets.token_hex(4)}"
+
+
+def record_key(nid: str) -> str:
+    return RECORD_PREFIX + nid
+
+
+def events_key(nid: str) -> str:
+    return RECORD_PREFIX + nid + ":events"
+
+
+def job_id(nid: str, seq: int) -> str:
+    return f"wastatus-deliver-{nid}-{seq}"
+
+
+def backoff(attempt: int, retry_after: float | None, env: Mapping[str, str] = os.environ) -> float:
+    """Seconds before try `attempt + 1`: doubling with equal jitter, at least Retry-After."""
+    base = config.seconds(env, "WASTATUS_ALERT_RETRY_BASE", DEFAULT_BACKOFF_BASE)
+    ceiling = config.seconds(env, "WASTATUS_ALERT_RETRY_MAX", DEFAULT_BACKOFF_MAX)
+    delay = min(ceiling, base * 2 ** (attempt - 1))
+    delay = delay / 2 + random.uniform(0, delay / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_AFTER_MAX))
+    return delay
+
+
+def enqueue(connection: redis.Redis, nid: str, job: str, delay: float) -> None:
+    """Queue the delivery job `job` for `nid`, now or (whole seconds, rounded up) after `delay`."""
+    queue = get_queue(connection, ALERTS)
+    options = {"job_id": job, "result_ttl": 0, "failure_ttl": 7 * 86400,
+               "job_timeout": JOB_TIMEOUT}  # fmt: skip
+    if delay <= 0:
+        queue.enqueue(DELIVER_JOB, nid, **options)
+    else:
+        at = dt.datetime.fromtimestamp(math.ceil(time.time() + delay), dt.UTC)
+        queue.enqueue_at(at, DELIVER_JOB, nid, **options)
+
+
+def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+def _iso(value: str | None) -> str | None:
+    from workers.alerts import iso
+
+    return iso(value)
+
+
+def payload(nid: str, state: Mapping[str, str], receiver: str | None,
+            env: Mapping[str, str] = os.environ) -> dict:  # fmt: skip
+    """The alert JSON (see docs/alerts.md) of notification `nid` addressed to `receiver`."""
+    meta = json.loads(state["meta"])
+    sample = json.loads(state.get("sample") or "[]")
+    items = [json.loads(item) for item in sample] if isinstance(sample, list) else []
+    count = int(state.get("count") or 0)
+    alert = {
+        "version": VERSION,
+        "id": nid,
+        "receiver": receiver,
+        "route": meta.get("route"),
+        "group_key": state.get("group_key"),
+        "status": state.get("status"),
+        "retry_exhausted": bool(meta.get("retry_exhausted")),
+        "count": count,
+        "new": int(state.get("events") or 0),
+        "first_seen": _iso(state.get("first_seen")),
+        "last_seen": _iso(state.get("last_seen")),
+        "truncated": count > len(items),
+        "alerts": items,
+    }
+    if state.get("replay_of"):
+        alert["replay_of"] = state["replay_of"]
+    lang = alert_text.language(env)
+    alert["lang"] = lang
+    alert["title"] = alert_text.title(alert, lang)
+    return alert
+
+
+def _connection() -> redis.Redis:
+    from workers.alerts import _connection as current
+
+    return current()
+
+
+def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = None) -> str:
+    """RQ job: one try at delivering notification `nid`; schedules the next try if it fails."""
+    connection = connection or _connection()
+    if job is None:
+        current = rq.get_current_job()
+        job = current.id if current is not None else None
+    env = os.environ
+    lock = Lock(connection, "deliver:" + nid)
+    if not lock.acquire():
+        return "locked"
+    try:
+        state = _decode(connection.hgetall(record_key(nid)))
+        if not state or state.get("state") != "pending":
+            connection.zrem(OUTBOX, nid)
+            return "done"
+        if job is not None and state.get("job") != job:
+            return "stale"
+        errors = json.loads(state.get("errors") or "[]")
+        meta = json.loads(state["meta"])
+        try:
+            chain = receivers.chain(meta.get("receivers") or (), env)
+        except receivers.ReceiverConfigError as error:
+            return _dead(connection, nid, state, [*errors, str(error)])
+        index, attempt = int(state.get("receiver_index") or 0), int(state.get("attempt") or 1)
+        if index >= len(chain):
+            return _dead(connection, nid, state, [*errors, "the route has no receiver left"])
+        receiver = chain[index]
+        done = json.loads(state.get("done") or "[]")
+        result = receivers.send(receiver, payload(nid, state, receiver.name, env), nid, done, env)
+        if result.ok:
+            _finish(connection, nid, state, "delivered", receiver.name)
+            return "delivered"
+        errors.append(f"{receiver.name} try {attempt}: {result.error}")
+        attempts = int(env.get("WASTATUS_ALERT_ATTEMPTS") or DEFAULT_ATTEMPTS)
+        if attempt < attempts:
+            delay = backoff(attempt, result.retry_after, env)
+            _again(connection, nid, index, attempt + 1, delay, errors, result.done_targets)
+            return "retrying"
+        if index + 1 < len(chain):
+            _again(connection, nid, index + 1, 1, 0.0, errors, ())
+            return "fallback"
+        return _dead(connection, nid, state, errors)
+    finally:
+        lock.release()
+
+
+def _again(connection: redis.Redis, nid: str, index: int, attempt: int, delay: float,
+           errors: list[str], done: tuple[int, ...]) -> None:  # fmt: skip
+    due = time.time() + delay
+    seq = connection.hincrby(record_key(nid), "seq", 1)
+    job = job_id(nid, seq)
+    with connection.pipeline() as pipe:
+        pipe.hset(record_key(nid), mapping={
+            "receiver_index": index, "attempt": attempt, "job": job, "due": f"{due:.3f}",
+            "errors": json.dumps(errors[-20:], ensure_ascii=False), "done": json.dumps(list(done)),
+        })  # fmt: skip
+        pipe.zadd(OUTBOX, {nid: due})
+        pipe.execute()
+    enqueue(connection, nid, job, delay)
+
+
+def _finish(
+    connection: redis.Redis,
+    nid: str,
+    state: Mapping[str, str],
+    outcome: str,
+    receiver: str | None,
+    dead_item: dict | None = None,
+    reason: str = "",
+) -> None:
+    """Mark `nid` delivered or dead and write its events' ledger outcome, all at once."""
+    ids = [raw.decode() for raw in connection.smembers(events_key(nid))]
+    with connection.pipeline() as pipe:
+        pipe.hset(record_key(nid), mapping={"state": outcome, "finished_at": f"{time.time():.3f}",
+                                            "delivered_to": receiver or ""})  # fmt: skip
+        pipe.zrem(OUTBOX, nid)
+        pipe.expire(record_key(nid), KEEP_SECONDS)
+        pipe.expire(events_key(nid), KEEP_SECONDS)
+        if dead_item is not None:
+            deadletter.put(pipe, "alert", {**dead_item, "event_ids": ids}, reason)
+        if not state.get("replay_of"):  # a replayed dead letter's events are already "dead"
+            ledger.record(pipe, "alerted" if outcome == "delivered" else "dead", ids)
+        pipe.execute()
+
+
+def _dead(connection: redis.Redis, nid: str, state: Mapping[str, str], errors: list[str]) -> str:
+    item = {
+        "notification_id": nid,
+        "alert": payload(nid, state, None),
+        "state": {key: value for key, value in state.items()
+                  if key in ("group_key", "status", "count", "events", "first_seen",
+                             "last_seen", "sample", "meta", "gid")},
+        "errors": errors[-20:],
+    }  # fmt: skip
+    reason = errors[-1] if errors else "no receiver accepted the notification"
+    _finish(connection, nid, state, "dead", None, item, reason)
+    return "dead"
+
+
+def redeliver(connection: redis.Redis, item: Mapping) -> str:
+    """Send a dead-lettered notification again from the first receiver; returns the new id."""
+    nid = new_id()
+    now = time.time()
+    first = job_id(nid, 1)
+    state = dict(item.get("state") or {})
+    with connection.pipeline() as pipe:
+        pipe.hset(record_key(nid), mapping={
+            **state, "receiver_index": 0, "attempt": 1, "seq": 1, "job": first,
+            "due": f"{now:.3f}", "created_at": f"{now:.3f}", "state": "pending",
+            "replay_of": item.get("notification_id") or "unknown",
+        })  # fmt: skip
+        if item.get("event_ids"):
+            pipe.sadd(events_key(nid), *item["event_ids"])
+        pipe.zadd(OUTBOX, {nid: now})
+        pipe.execute()
+    enqueue(connection, nid, first, 0.0)
+    return nid
+
+
+def get(connection: redis.Redis, nid: str) -> dict | None:
+    """A notification record as stored (state, receiver index, attempt, errors …), or None."""
+    state = _decode(connection.hgetall(record_key(nid)))
+    return state or None
+
+
+def recover(connection: redis.Redis, before: float) -> int:
+    """Issue again deliveries that were due before `before` and did not run; returns how many."""
+    reissued = 0
+    for raw in connection.zrangebyscore(OUTBOX, "-inf", before, start=0, num=100):
+        nid = raw.decode()
+        if Lock(connection, "deliver:" + nid).held():
+            continue
+        if not connection.exists(record_key(nid)):
+            connection.zrem(OUTBOX, nid)
+            continue
+        seq = connection.hincrby(record_key(nid), "seq", 1)
+        job = job_id(nid, seq)
+        connection.hset(record_key(nid), mapping={"job": job, "due": f"{time.time():.3f}"})
+        connection.zadd(OUTBOX, {nid: time.time()})
+        enqueue(connection, nid, job, 0.0)
+        reissued += 1
+    return reissued
