@@ -19,6 +19,7 @@ from workers.intake import event_id
 CLOUD = "cloud"
 ON_PREMISES = "on_premises"
 ON_PREMISES_KEYS = ("statuses", "errors", "messages", "contacts")
+METADATA_KEYS = ("display_phone_number", "phone_number_id")
 MAX_PROBLEMS = 50  # enough to fix a payload by; a broken batch of 1000 need not list all
 
 
@@ -81,26 +82,52 @@ def _load(schema: schemas.Schema, data: Any, path: str, reading: Reading) -> dic
 
 
 def _read_cloud(document: dict, reading: Reading, received_at: float) -> None:
-    envelope = _load(schemas.CLOUD_ENVELOPE, document, "body", reading)
-    if envelope is None:
+    """Walk the envelope; its parts only need the right JSON types, so they are checked here
+    and marshmallow validates the statuses and errors, which carry what wastatus relies on."""
+    obj, entries = document.get("object"), document.get("entry")
+    if not isinstance(obj, str) or not isinstance(entries, list):
+        reading.problem("body", "a Cloud API webhook needs 'object' (a string), 'entry' (a list)")
         return
-    if envelope["object"] != "whatsapp_business_account":
-        reading.ignored_fields[f"object:{envelope['object']}"] += 1
+    if obj != "whatsapp_business_account":
+        reading.ignored_fields[f"object:{obj}"] += 1
         return
-    for i, raw_entry in enumerate(envelope["entry"]):
-        entry = _load(schemas.ENTRY, raw_entry, f"entry[{i}]", reading)
-        for j, raw_change in enumerate(entry["changes"] if entry else ()):
-            path = f"entry[{i}].changes[{j}]"
-            change = _load(schemas.CHANGE, raw_change, path, reading)
-            if change is None:
-                continue
-            if change["field"] != "messages":
-                reading.ignored_fields[change["field"]] += 1
-                continue
-            value = change["value"]
-            metadata = _load(schemas.METADATA, value.get("metadata") or {}, path, reading)
-            context = {"api": CLOUD, "waba_id": entry["id"], **(metadata or {})}
-            _read_items(value, f"{path}.value.", reading, received_at, context)
+    for i, entry in enumerate(entries):
+        path = f"entry[{i}]"
+        if not isinstance(entry, dict):
+            reading.problem(path, "not an object")
+            continue
+        waba_id, changes = entry.get("id"), entry.get("changes", [])
+        if not _optional_string(waba_id) or not isinstance(changes, list):
+            reading.problem(path, "'id' must be a string and 'changes' a list")
+            continue
+        for j, change in enumerate(changes):
+            _read_change(change, f"{path}.changes[{j}]", waba_id, reading, received_at)
+
+
+def _read_change(
+    change: Any, path: str, waba_id: str | None, reading: Reading, received_at: float
+) -> None:
+    if not isinstance(change, dict) or not isinstance(change.get("field"), str):
+        reading.problem(path, "a change needs 'field' (a string)")
+        return
+    if change["field"] != "messages":
+        reading.ignored_fields[change["field"]] += 1
+        return
+    value, metadata = change.get("value"), None
+    if isinstance(value, dict):
+        metadata = value.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(
+        _optional_string(metadata.get(key)) for key in METADATA_KEYS
+    ):
+        reading.problem(path, "'value' must be an object whose 'metadata' holds string ids")
+        return
+    context = {"api": CLOUD, "waba_id": waba_id}
+    context.update((key, metadata.get(key)) for key in METADATA_KEYS)
+    _read_items(value, f"{path}.value.", reading, received_at, context)
+
+
+def _optional_string(value: Any) -> bool:
+    return value is None or isinstance(value, str)
 
 
 def _read_items(
@@ -109,6 +136,9 @@ def _read_items(
     """Read `statuses`, `errors` and `messages[].errors` of a Cloud value or On-Prem body."""
     api = context["api"]
     for k, raw in enumerate(_list(container, "statuses", prefix, reading)):
+        if schemas.plainly_valid_status(raw):  # most statuses did not fail: count them, cheaply
+            reading.statuses[(api, raw["status"])] += 1
+            continue
         status = _load(schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading)
         if status is None:
             continue

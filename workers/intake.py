@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass
 from importlib.resources import files
 
 import redis
+from redis.commands.core import Script
 
 from workers.queues import EVENTS, get_queue
 
@@ -34,6 +36,7 @@ DEFAULT_DEDUP_SECONDS = 8 * 86400
 DRAIN_JOB = "workers.drain.drain_inbox"
 
 _STORE_SCRIPT = files("workers").joinpath("intake_store.lua").read_text()
+_store_scripts: weakref.WeakKeyDictionary[redis.Redis, Script] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,10 @@ def store(
         return StoreResult(0, 0)
     keys = [INBOX, DRAIN_FLAG, *(SEEN_PREFIX + event["event_id"] for event in events)]
     args = [dedup_seconds, DRAIN_FLAG_SECONDS, *(json.dumps(event) for event in events)]
-    stored, schedule = connection.register_script(_STORE_SCRIPT)(keys=keys, args=args)
+    script = _store_scripts.get(connection)
+    if script is None:  # registering hashes the script text: once per client, not per call
+        script = _store_scripts[connection] = connection.register_script(_STORE_SCRIPT)
+    stored, schedule = script(keys=keys, args=args)
     if schedule:
         schedule_drain(connection)
     return StoreResult(int(stored), len(events) - int(stored))

@@ -108,3 +108,52 @@ class TestNoServerErrors:
         reply = post_signed(client, b"[" * 100000 + b"]" * 100000)
         assert reply.status_code == 200
         assert reply.json["quarantined"]
+
+
+# Statuses that are often valid, so the fast path's acceptances get exercised too.
+mostly_valid_status = st.fixed_dictionaries(
+    {
+        "id": st.text(max_size=5) | json_values,
+        "status": st.sampled_from(["sent", "delivered", "read", "failed", "deleted", "SENT"]),
+        "timestamp": st.integers(-5, 2**64)
+        | st.from_regex(r"\A\s?[0-9٠-٩]{0,20}\s?\Z")
+        | json_values,
+    },
+    optional={
+        "recipient_id": st.none() | st.text(max_size=3) | st.integers(),
+        "errors": st.just([]) | st.lists(st.fixed_dictionaries({"code": st.integers()})),
+        "pricing": st.none()
+        | st.dictionaries(st.text(max_size=3), st.text(max_size=3))
+        | st.text(),
+        "biz_opaque_callback_data": st.none() | st.text(max_size=3) | st.booleans(),
+    },
+)
+
+
+class TestStatusFastPath:
+    @settings(max_examples=400, deadline=None)
+    @given(status=mostly_valid_status | status_like | json_values)
+    def test_accepts_nothing_the_schema_refuses(self, status):
+        """Whatever the cheap check lets through, StatusSchema loads with the same status."""
+        from webhook.schemas import STATUS, ValidationError, plainly_valid_status
+
+        if plainly_valid_status(status):
+            try:
+                loaded = STATUS.load(status)
+            except ValidationError as error:
+                raise AssertionError(f"fast path took what the schema refuses: {error}") from None
+            assert loaded["status"] == status["status"] != "failed"
+
+    def test_takes_the_common_case(self):
+        """A documented delivered status takes the fast path."""
+        from webhook.schemas import plainly_valid_status
+
+        assert plainly_valid_status(
+            {
+                "id": "wamid.A",
+                "status": "delivered",
+                "timestamp": "1700000000",
+                "recipient_id": "16505551234",
+                "pricing": {"category": "marketing"},
+            }
+        )
