@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -180,7 +181,10 @@ def _send_apprise(
         if index in finished:
             continue
         notifier = apprise.Apprise()
-        if not notifier.add(url):
+        with warnings.catch_warnings():  # apprise's plugin loading imports the deprecated imghdr
+            warnings.simplefilter("ignore", DeprecationWarning)
+            understood = notifier.add(url)
+        if not understood:
             errors.append(f"target {index}: apprise does not understand this URL")
             continue
         if notifier.notify(body=text, title=title, notify_type=apprise.NotifyType.FAILURE):
