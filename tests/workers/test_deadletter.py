@@ -1,0 +1,80 @@
+"""Dead letters: kept whole, listed oldest first, replayed to where they came from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.receiver import Reply
+from tests.workers.alerting import drive, enriched, route
+from workers import alerts, deadletter, intake, ledger
+
+
+class TestStore:
+    def test_put_list_and_count(self, redis):
+        """Items come back whole, oldest first, and count says how many there are."""
+        first = deadletter.put(redis, "retry", {"event": {"event_id": "a"}}, "5 attempts")
+        second = deadletter.put(redis, "event", {"event": {"event_id": "b"}}, "crashed 3 times")
+        found = deadletter.entries(redis)
+        assert [entry.id for entry in found] == [first, second]
+        assert found[0].item == {"event": {"event_id": "a"}}
+        assert found[1].reason == "crashed 3 times"
+        assert deadletter.count(redis) == 2
+        assert [entry.id for entry in deadletter.entries(redis, kind="event")] == [second]
+
+    def test_put_on_a_pipeline_lands_with_it(self, redis):
+        """put works on a pipeline, so it lands atomically with a ledger entry."""
+        with redis.pipeline() as pipe:
+            dead_id = deadletter.put(pipe, "event", {"event_id": "c"}, "poison")
+            ledger.record(pipe, "dead", ["c"])
+            assert deadletter.count(redis) == 0
+            pipe.execute()
+        assert deadletter.get(redis, dead_id).kind == "event"
+        assert ledger.outcomes_of(redis, ["c"]) == {"c": "dead"}
+
+    def test_unknown_kind_is_refused(self, redis):
+        """Only the documented kinds are accepted."""
+        with pytest.raises(ValueError, match="unknown dead-letter kind"):
+            deadletter.put(redis, "misc", {}, "why")
+
+
+class TestReplay:
+    def test_event_replay_goes_back_to_the_inbox(self, redis):
+        """A retry or poison event is pushed back into the inbox with a drain job queued."""
+        event = enriched(131000, 1)[0]
+        dead_id = deadletter.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
+        done = deadletter.replay(redis, dead_id)
+        assert done == {"id": dead_id, "kind": "retry", "requeued": "inbox",
+                        "event_id": event["event_id"]}  # fmt: skip
+        assert json.loads(redis.lindex(intake.INBOX, 0))["event_id"] == event["event_id"]
+        assert deadletter.count(redis) == 0
+
+    def test_unknown_id_raises(self, redis):
+        """Replaying an id that is not there says so."""
+        with pytest.raises(deadletter.UnknownDeadLetter):
+            deadletter.replay(redis, "0000000000000-nope")
+
+    def test_dead_alert_replays_once_the_receiver_is_back(self, redis, receiver, monkeypatch):
+        """A notification that died while the receiver was down is delivered on replay."""
+        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
+        monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
+        monkeypatch.delenv("WASTATUS_RULES", raising=False)
+        monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
+        receiver.default = Reply(500)
+        events = enriched(131049, 4)
+        alerts.submit(redis, events, route())
+        drive(redis, lambda: deadletter.count(redis) == 1)
+        [dead] = deadletter.entries(redis)
+        receiver.default = Reply(200)
+        done = deadletter.replay(redis, dead.id)
+        assert done["requeued"] == "notification"
+        drive(redis, lambda: len(receiver.requests) >= 2)
+        replayed = receiver.requests[1].json()
+        assert replayed["count"] == 4
+        assert replayed["replay_of"] == dead.item["notification_id"]
+        assert deadletter.count(redis) == 0
+        # the events keep their one outcome: dead (the ledger never counts an event twice)
+        outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
+        assert set(outcomes.values()) == {"dead"}
+        assert ledger.summary(redis)["conflicts"] == 0
