@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from webhook.cli import catalog, explain, quarantine, rules, serve, status, up, worker
+from webhook.cli import (
+    catalog,
+    dead,
+    explain,
+    quarantine,
+    rules,
+    serve,
+    silence,
+    status,
+    up,
+    worker,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +31,5 @@ main.add_command(explain.explain)
 main.add_command(catalog.catalog)
 main.add_command(rules.rules)
 main.add_command(status.status)
+main.add_command(silence.silence)
+main.add_command(dead.dead)
