@@ -208,7 +208,8 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     }
     if event.get("retry_exhausted"):
         item["retry_exhausted"] = True
-        item["attempts"] = event.get("attempt") or event.get("attempts")
+        item["attempts"] = event.get("retry_attempts") or event.get("attempt")
+        item["retry_reason"] = event.get("retry_reason")
     return item
 
 

@@ -43,6 +43,7 @@ def list_(kind: str | None, as_json: bool) -> None:
         click.echo("No dead letters.")
         return
     table = Table("id", "kind", "since", "what", "reason")
+    table.columns[0].no_wrap = True  # ids are copied into `dead replay`
     for entry in found:
         table.add_row(entry.id, entry.kind, _when(entry.created_at), _summary(entry),
                       entry.reason[:120])  # fmt: skip

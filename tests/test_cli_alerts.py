@@ -1,0 +1,139 @@
+"""`wastatus silence` and `wastatus dead`, and alerts end to end with `wastatus worker`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tests.receiver import Reply
+from tests.workers.alerting import drive, enriched, route
+from webhook.cli import main
+from workers import alerts, deadletter, intake, ledger, silences
+
+
+@pytest.fixture
+def cli(redis, redis_url, monkeypatch):
+    """Run `wastatus …` in-process against the test Redis; returns (exit code, output)."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    for name in ("WASTATUS_RULES", "WASTATUS_ALERT_URLS", "WASTATUS_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str):
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return run
+
+
+class TestSilenceCommand:
+    def test_add_list_expire(self, cli, redis):
+        """A silence added with --for shows in list --json and is gone from it once expired."""
+        code, out = cli("silence", "add", "--match", "code=131049", "--match",
+                        "phone_number_id=106540352242922", "--for", "2h", "--comment",
+                        "campaign", "--json")  # fmt: skip
+        assert code == 0, out
+        created = json.loads(out)
+        assert created["matchers"] == {"code": [131049], "phone_number_id": ["106540352242922"]}
+        assert created["ends_at"] == pytest.approx(time.time() + 7200, abs=30)
+        code, out = cli("silence", "list", "--json")
+        assert [entry["id"] for entry in json.loads(out)] == [created["id"]]
+        code, out = cli("silence", "expire", created["id"])
+        assert code == 0 and "expired" in out
+        assert json.loads(cli("silence", "list", "--json")[1]) == []
+
+    def test_until_and_comma_lists(self, cli):
+        """--until takes ISO-8601 and a comma-separated value means any of them."""
+        code, out = cli("silence", "add", "--match", "code=131049,131047",
+                        "--until", "2099-01-01T00:00:00Z", "--json")  # fmt: skip
+        assert code == 0, out
+        assert json.loads(out)["matchers"] == {"code": [131049, 131047]}
+
+    def test_bad_input_is_explained(self, cli):
+        """An unknown matcher, a missing duration or a bad pair exit non-zero with the reason."""
+        code, out = cli("silence", "add", "--match", "colour=red", "--for", "1h")
+        assert code == 1 and "unknown matcher" in out
+        code, out = cli("silence", "add", "--match", "code=131049")
+        assert code == 2 and "--for" in out
+        code, out = cli("silence", "add", "--match", "code", "--for", "1h")
+        assert code == 2 and "key=value" in out
+        code, out = cli("silence", "expire", "nope")
+        assert code == 1 and "no silence nope" in out
+
+    def test_list_for_people(self, cli, redis):
+        """The table for people shows the matcher and how many events were silenced."""
+        silences.add(redis, {"code": 131049}, time.time() + 60, comment="known issue")
+        code, out = cli("silence", "list")
+        assert code == 0
+        assert "code=131049" in out and "known issue" in out
+
+
+class TestDeadCommand:
+    def test_list_json_and_replay_all(self, cli, redis):
+        """dead list --json shows the entries; replay --all requeues them and empties the list."""
+        event = enriched(131000, 1)[0]
+        dead_id = deadletter.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
+        code, out = cli("dead", "list", "--json")
+        [entry] = json.loads(out)
+        assert (entry["id"], entry["kind"], entry["reason"]) == (dead_id, "retry", "exhausted")
+        code, out = cli("dead", "list")
+        assert dead_id in out
+        code, out = cli("dead", "replay", "--all")
+        assert code == 0 and "requeued to inbox" in out
+        assert deadletter.count(redis) == 0
+        assert redis.llen(intake.INBOX) == 1
+
+    def test_replay_by_id_of_a_dead_alert(self, cli, redis, receiver, monkeypatch):
+        """`dead replay ID` sends an undeliverable alert again once its receiver is back."""
+        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
+        monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
+        receiver.default = Reply(500)
+        alerts.submit(redis, enriched(131049, 2), route())
+        drive(redis, lambda: deadletter.count(redis) == 1)
+        [dead] = deadletter.entries(redis)
+        receiver.default = Reply(200)
+        code, out = cli("dead", "replay", dead.id)
+        assert code == 0 and "requeued to notification" in out
+        drive(redis, lambda: len(receiver.requests) >= 2)
+        assert receiver.requests[-1].json()["count"] == 2
+
+    def test_replay_needs_ids_or_all(self, cli):
+        """replay without ids or --all is a usage error; an unknown id exits 1."""
+        assert cli("dead", "replay")[0] == 2
+        code, _ = cli("dead", "replay", "0000000000000-nope")
+        assert code == 1
+
+
+class TestEndToEnd:
+    def test_webhook_to_alert_through_a_worker_process(
+        self, post, redis, redis_url, receiver, tmp_path
+    ):
+        """A signed failed-status webhook becomes one alert at the receiver via `wastatus
+        worker`, and the ledger says alerted."""
+        assert post.fixture("cloud/failed_131049.json").status_code == 200
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "WASTATUS_GROUP_WAIT": "0",
+            "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts",
+            "WASTATUS_DATA_DIR": str(tmp_path),
+        }
+        for name in ("WASTATUS_RULES", "WASTATUS_RETRY_URL", "WASTATUS_ALERT_URLS"):
+            env.pop(name, None)
+        worker = subprocess.Popen([sys.executable, "-m", "webhook.cli", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            [request] = receiver.wait_for(1, timeout=30)
+        finally:
+            worker.terminate()
+            worker.wait(20)
+        alert = request.json()
+        assert alert["status"] == "firing"
+        assert alert["alerts"][0]["code"] == 131049
+        assert alert["count"] == 1
+        assert ledger.summary(redis)["outcomes"]["alerted"] == 1
