@@ -266,7 +266,8 @@ def submit(
             ]  # fmt: skip
             script(keys=_keys(gid), args=args, client=pipe)
             order.append(gid)
-        results = pipe.execute()[-len(order) :] if order else []
+        replies = pipe.execute()  # also when every event was silenced: their ledger entries
+        results = replies[-len(order) :] if order else []
     queue = get_queue(connection, ALERTS)
     for gid, (added, job, due) in zip(order, results, strict=True):
         EVENTS_GROUPED.labels(getattr(route, "name", "default")).inc(int(added))
