@@ -133,24 +133,37 @@ class TestResend:
         assert ledger.outcomes_of(redis, [event["event_id"]]) == {event["event_id"]: "resent"}
 
     def test_catalog_minimum_delays_the_first_resend(self, redis, resend_env):
-        """131049 is not resent before 24 hours; 131000 waits the catalog's 30 s."""
-        slow, short = failed_event(131049), failed_event(131000)
+        """131049 is not resent before 24 hours; 130429 waits the catalog's 60 s."""
+        slow, short = failed_event(131049), failed_event(130429)
         intake.store(redis, [slow, short])
         work(redis)
         assert resend_env.requests == []
         due = scheduled(redis)
         assert due[f"wastatus-resend-{slow['event_id']}-1"] >= 86400 - 5
-        assert 25 <= due[f"wastatus-resend-{short['event_id']}-1"] <= 30
+        assert 55 <= due[f"wastatus-resend-{short['event_id']}-1"] <= 60
+
+    def test_transient_failures_are_resent_within_seconds(self, redis, resend_env):
+        """131000, 131016 and the On-Premises 1014 go out at once, not after a delay."""
+        events = [failed_event(131000), failed_event(131016), failed_event(1014)]
+        events[2]["api"] = "on_premises"
+        events[2]["event_id"] = intake.event_id(events[2])
+        intake.store(redis, events)
+        work(redis)
+        codes = sorted(request.json()["error"]["code"] for request in resend_env.wait_for(3))
+        assert codes == [1014, 131000, 131016]
+        assert scheduled(redis) == {}
 
     def test_failure_is_rescheduled_with_backoff_then_succeeds(self, redis, resend_env):
         """A 500 reschedules the next attempt within the backoff bounds; a 200 then ends it."""
         event = failed_event(131043)
         resend_env.script(Reply(500))
         intake.store(redis, [event])
+        started = time.time()
         work(redis)
         due = scheduled(redis)
         assert list(due) == [f"wastatus-resend-{event['event_id']}-2"]
-        assert -1 <= next(iter(due.values())) <= 0.2
+        # due at most 0.2 s after it was scheduled, some time between `started` and now
+        assert started - time.time() - 0.05 <= next(iter(due.values())) <= 0.2
         assert release(redis) == 1
         work(redis)
         second = resend_env.wait_for(2)[1]
