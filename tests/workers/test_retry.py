@@ -162,8 +162,9 @@ class TestResend:
         work(redis)
         due = scheduled(redis)
         assert list(due) == [f"wastatus-resend-{event['event_id']}-2"]
-        # due at most 0.2 s after it was scheduled, some time between `started` and now
-        assert started - time.time() - 0.05 <= next(iter(due.values())) <= 0.2
+        # Due at most 0.2 s after it was scheduled, between `started` and now; RQ keeps
+        # scheduled times in whole seconds, hence the second of slack below.
+        assert started - time.time() - 1.0 <= next(iter(due.values())) <= 0.2
         assert release(redis) == 1
         work(redis)
         second = resend_env.wait_for(2)[1]
