@@ -239,7 +239,7 @@ def submit(
     global _last_recover
     if not events:
         return
-    now = time.time()
+    now = round(time.time(), 3)
     keep, silenced = silences.split(connection, events, env)
     show_pii = config.flag(env, "WASTATUS_LOG_PII")
     groups: dict[str, list[dict]] = {}
@@ -282,7 +282,7 @@ def _schedule(queue: rq.Queue, gid: str, job_id: str, due: float, now: float) ->
     """Queue flush `job_id` for `due`; RQ's scheduler keeps whole seconds, so round up."""
     options = {"job_id": job_id, "result_ttl": 0, "failure_ttl": 7 * 86400,
                "job_timeout": JOB_TIMEOUT}  # fmt: skip
-    if due <= now:
+    if due <= now + 0.002:  # the Lua side keeps milliseconds: `now` may round up
         queue.enqueue(FLUSH_JOB, gid, **options)
     else:
         at = dt.datetime.fromtimestamp(math.ceil(due), dt.UTC)
