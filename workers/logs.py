@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ SECRET_MARKERS = ("secret", "token", "password", "authorization", "signature", "
 
 REDACTED = "[redacted]"
 _HANDLER_MARK = "_wastatus_json"
+_json_handler: logging.Handler | None = None
 
 
 def mask_phone(value: object) -> str:
@@ -129,6 +131,28 @@ def log(logger: logging.Logger, event: str, level: int = logging.INFO, **fields:
         logger.handle(record)
 
 
+def log_fields(
+    logger: logging.Logger, event: str, fields: dict[str, Any], level: int = logging.INFO
+) -> None:
+    """`log` for a hot path: `fields` must hold no phone number and no secret (not scrubbed).
+
+    The line goes straight to the JSON handler's stream: logging's record, filter and handler
+    machinery costs more than the line itself on a request that takes a few hundred µs.
+    """
+    handler = _json_handler
+    if not logger.isEnabledFor(level):
+        return
+    if handler is None or handler not in logging.getLogger().handlers:
+        log(logger, event, level, **fields)
+        return
+    doc = {"ts": round(time.time(), 3), "level": logging.getLevelName(level).lower(),
+           "logger": logger.name, "event": event, **fields}  # fmt: skip
+    line = json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+    with handler.lock:
+        handler.stream.write(line)
+        handler.stream.flush()
+
+
 class _StderrHandler(logging.StreamHandler):
     """A stream handler on whatever `sys.stderr` is at the time of each record."""
 
@@ -146,6 +170,7 @@ def configure(env: Mapping[str, str] = os.environ, stream: Any = None) -> loggin
     `WASTATUS_LOG_LEVEL` (default INFO) sets the level: WARNING drops the per-request and
     per-job lines. `WASTATUS_LOG_PII=1` keeps phone numbers whole.
     """
+    global _json_handler
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, _HANDLER_MARK, False)), None)
     if handler is None:
@@ -154,4 +179,5 @@ def configure(env: Mapping[str, str] = os.environ, stream: Any = None) -> loggin
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter(pii=config.flag(env, "WASTATUS_LOG_PII")))
     root.setLevel(env.get("WASTATUS_LOG_LEVEL", "INFO").upper())
+    _json_handler = handler
     return handler

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.conftest import APP_SECRET, ONPREM_TOKEN
+from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
 from tests.ops.conftest import cloud_status, work
 from workers import logs, queues
 
@@ -151,6 +151,38 @@ class TestRequestLog:
         post.signed(body)
         line = lines(capsys.readouterr().err, "http.request")[0]
         assert line["events"] == 120 and len(line["event_ids"]) == MAX_EVENT_IDS
+
+
+class TestRequestModes:
+    def test_failures_mode_skips_plain_200s(self, redis, redis_url, capsys):
+        """WASTATUS_LOG_REQUESTS=failures logs failures and refusals, not routine statuses."""
+        from tests.conftest import Poster
+        from webhook import create_app
+
+        app = create_app(app_env(redis_url, WASTATUS_LOG_REQUESTS="failures"))
+        poster = Poster(app.test_client())
+        capsys.readouterr()
+        poster.signed(cloud_status("delivered"))
+        poster.signed(cloud_status("failed"))
+        app.test_client().post("/webhook", data=b"{}")
+        found = lines(capsys.readouterr().err, "http.request")
+        assert [(line["status"], line.get("events")) for line in found] == [(200, 1), (401, None)]
+
+    def test_none_mode_logs_no_request(self, redis, redis_url, capsys):
+        """WASTATUS_LOG_REQUESTS=none writes no request line at all."""
+        from webhook import create_app
+
+        client = create_app(app_env(redis_url, WASTATUS_LOG_REQUESTS="none")).test_client()
+        capsys.readouterr()
+        client.get("/healthz")
+        assert lines(capsys.readouterr().err, "http.request") == []
+
+    def test_unknown_mode_is_refused_at_start(self, redis_url):
+        """A misspelt mode stops the app from starting instead of silently logging nothing."""
+        from webhook import create_app
+
+        with pytest.raises(ValueError, match="WASTATUS_LOG_REQUESTS"):
+            create_app(app_env(redis_url, WASTATUS_LOG_REQUESTS="some"))
 
 
 class TestJobLog:
