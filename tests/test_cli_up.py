@@ -15,19 +15,32 @@ from tests.conftest import load_fixture
 from workers.redis_server import free_port
 
 
-def session_processes(session_id: int) -> list[str]:
-    """Command lines of every live process in the session `session_id`."""
-    found = []
+def processes() -> dict[int, tuple[int, str, str]]:
+    """Every live process: pid -> (parent pid, state, command line)."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, IndexError):
             continue
-        state, sid = fields[0], int(fields[3])
-        if sid == session_id and state != "Z":
-            found.append(cmdline)
+        found[int(stat.parent.name)] = (int(fields[1]), fields[0], cmdline)
     return found
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes `pid` started, and theirs, whatever session or group they are in."""
+    table, found, frontier = processes(), set(), {pid}
+    while frontier:
+        frontier = {child for child, (parent, _, _) in table.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> list[str]:
+    """Command lines of those of `pids` still running (zombies count as gone)."""
+    table = processes()
+    return [table[pid][2] for pid in pids if pid in table and table[pid][1] != "Z"]
 
 
 @pytest.fixture
@@ -62,11 +75,19 @@ def up(tmp_path):
         process.wait()
 
 
-def wait_for_session_to_empty(session_id: int, timeout: float = 40) -> list[str]:
+def wait_until_gone(pids: set[int], timeout: float = 40) -> list[str]:
     deadline = time.monotonic() + timeout
-    while (left := session_processes(session_id)) and time.monotonic() < deadline:
+    while (left := alive(pids)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
+
+
+def children_of_up(process) -> set[int]:
+    """Wait until up runs its whole family (gunicorn + 2 workers, RQ worker, Redis)."""
+    deadline = time.monotonic() + 30
+    while len(family := descendants(process.pid)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return family
 
 
 class TestUp:
@@ -101,18 +122,20 @@ class TestUp:
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout) == []
 
-        assert len(session_processes(process.pid)) >= 4  # up, gunicorn x3, worker, redis
+        family = children_of_up(process)
+        assert len(family) >= 5, alive(family)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=40) == 0
-        assert wait_for_session_to_empty(process.pid) == []
+        assert wait_until_gone(family) == []
         assert not (data_dir / "redis.url").exists()
 
     def test_ctrl_c_stops_everything(self, up):
         """Ctrl-C reaches the whole foreground group; up still stops every child itself."""
         process, _, _ = up
+        family = children_of_up(process)
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=40)
-        assert wait_for_session_to_empty(process.pid) == []
+        assert wait_until_gone(family) == []
 
     def test_keeps_its_data_across_restarts(self, up, tmp_path):
         """The embedded Redis is append-only under the data dir, so a restart keeps the events."""

@@ -31,17 +31,33 @@ def _persistent_token(path: Path) -> str:
     return token
 
 
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A child in a process group of its own, so stopping it reaches its children too
+    (gunicorn's workers, RQ's work horse and scheduler) and a terminal's Ctrl-C reaches
+    only `up`, which then stops everything in order."""
+    return subprocess.Popen(args, env=env, start_new_session=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _stop(children: list[subprocess.Popen], timeout: float = 25.0) -> None:
+    """SIGTERM every child's group, wait until each group is empty, SIGKILL what is left."""
     for child in children:
-        if child.poll() is None:
-            child.terminate()
+        if _group_alive(child.pid):
+            os.killpg(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        while time.monotonic() < deadline and (child.poll() is None or _group_alive(child.pid)):
+            time.sleep(0.05)
+        if _group_alive(child.pid):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 @click.command()
@@ -90,10 +106,8 @@ def up(port: int, host: str) -> None:
     signal.signal(signal.SIGINT, request_stop)
     exit_code = 0
     try:
-        children.append(
-            subprocess.Popen([*cli, "serve", "--host", host, "--port", str(port)], env=env)
-        )
-        children.append(subprocess.Popen([*cli, "worker"], env=env))
+        children.append(_start([*cli, "serve", "--host", host, "--port", str(port)], env))
+        children.append(_start([*cli, "worker"], env))
         click.echo(f"webhook  http://{host}:{port}/webhook  (Ctrl-C stops everything)")
         while not stopping:
             dead = [child for child in children if child.poll() is not None]
@@ -104,7 +118,7 @@ def up(port: int, host: str) -> None:
             time.sleep(0.2)
     finally:
         _stop(children)
-        if redis_server is not None:
+        if redis_server is not None:  # last, so the workers' goodbyes still reach it
             redis_server.stop()
             url_file.unlink(missing_ok=True)
         click.echo("stopped")
