@@ -26,13 +26,8 @@ from rq import Worker
 
 from webhook import quarantine
 from webhook.errors import error_response
-from workers import backlog, intake, metrics
+from workers import alerts, backlog, deadletter, intake, metrics, silences
 from workers.connection import RedisNotConfigured
-
-try:  # pragma: no cover - until the alert modules land
-    from workers import alerts, deadletter, silences
-except ImportError:
-    alerts = deadletter = silences = None
 
 bp = Blueprint("metrics", __name__)
 logger = logging.getLogger("wastatus.web")
@@ -69,13 +64,12 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
                  "and not yet finished.", backlog.claimed_batches(connection))  # fmt: skip
     yield _gauge("wastatus_quarantine_entries", "Authenticated webhooks kept because they failed "
                  "validation.", quarantine.size(connection))  # fmt: skip
-    if alerts is not None:
-        yield _gauge("wastatus_dead_letter_entries", "Dead letters waiting for a person.",
-                     deadletter.count(connection))  # fmt: skip
-        yield _gauge("wastatus_alert_groups_open", "Alert groups gathering or waiting to "
-                     "repeat.", len(alerts.open_groups(connection)))  # fmt: skip
-        yield _gauge("wastatus_silences_active", "Silences in force now.",
-                     len(silences.active(connection)))  # fmt: skip
+    yield _gauge("wastatus_dead_letter_entries", "Dead letters waiting for a person.",
+                 deadletter.count(connection))  # fmt: skip
+    yield _gauge("wastatus_alert_groups_open", "Alert groups gathering or waiting to repeat.",
+                 len(alerts.open_groups(connection)))  # fmt: skip
+    yield _gauge("wastatus_silences_active", "Silences in force now.",
+                 len(silences.active(connection)))  # fmt: skip
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",
                  Worker.count(connection=connection))  # fmt: skip
 

@@ -20,13 +20,7 @@ from rq import Worker
 import catalog
 from webhook import quarantine
 from webhook.cli.common import print_json, redis_or_exit
-from workers import backlog, config, stats
-
-try:  # pragma: no cover - until the alert modules are committed
-    from workers import alert_text, alerts, deadletter, silences
-except ImportError as missing:
-    alert_text = alerts = deadletter = silences = None
-    _MISSING = str(missing)
+from workers import alert_text, alerts, backlog, config, deadletter, silences, stats
 
 
 def _iso(value: dt.datetime | float | None) -> str | None:
@@ -86,11 +80,10 @@ def collect(connection: redis.Redis, seconds: float, env: Mapping[str, str] = os
         "queues": [{"name": name, **states} for name, states in queue_states.items()],
         "workers": _workers(connection),
         "failures": {"window_seconds": seconds, "by_code": _failures(connection, seconds)},
-        "alert_groups": alerts.open_groups(connection) if alerts else None,
-        "silences": silences.active(connection, env) if alerts else None,
+        "alert_groups": alerts.open_groups(connection),
+        "silences": silences.active(connection, env),
         "quarantine": quarantine.size(connection),
-        "dead_letters": deadletter.count(connection) if alerts else None,
-        **({} if alerts else {"unavailable": _MISSING}),
+        "dead_letters": deadletter.count(connection),
     }
 
 
@@ -103,8 +96,6 @@ def _matchers(matchers: Mapping) -> str:
 
 def render(report: dict, console: Console, lang: str) -> None:
     """The report as rich tables, explanations in `lang`."""
-    if report.get("unavailable"):
-        console.print(f"[yellow]alert groups, silences, dead letters: {report['unavailable']}[/]")
     table = Table("queue", "queued", "started", "scheduled", "deferred", "failed", title="Queues")
     for queue in report["queues"]:
         table.add_row(queue["name"], *(str(queue[state]) for state in backlog.STATES))
@@ -186,4 +177,4 @@ def status(as_json: bool, since: str) -> None:
     if as_json:
         print_json(report)
         return
-    render(report, Console(), alert_text.language() if alert_text else "ja")
+    render(report, Console(), alert_text.language())
