@@ -125,6 +125,32 @@ class TestMultiprocess:
         finally:
             server.stop()
 
+    def test_counts_of_a_killed_worker_survive_its_restart(self, serve_env, tmp_path):
+        """gunicorn replaces a SIGKILLed worker; what the dead worker counted is still reported."""
+        metrics_dir = tmp_path / "prom"
+        metrics_dir.mkdir()
+        serve_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        server = Server(serve_env)
+        try:
+            for _ in range(20):
+                assert server.post(cloud_status("sent")) == 200
+            victim = max(_accepted_by_pid(metrics_dir).items(), key=lambda item: item[1])[0]
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while True:  # the replacement answers once gunicorn has forked it
+                try:
+                    if server.scrape().value("wastatus_statuses_total", status="sent") == 20:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("the dead worker's counts were lost")
+                time.sleep(0.2)
+            assert server.post(cloud_status("sent")) == 200
+            assert server.scrape().value("wastatus_statuses_total", status="sent") == 21
+        finally:
+            server.stop()
+
     def test_serve_makes_and_removes_its_own_metrics_dir(self, serve_env, tmp_path):
         """Without PROMETHEUS_MULTIPROC_DIR, serve counts in a private dir it removes on exit."""
         server = Server(serve_env)
