@@ -79,6 +79,9 @@ if redis.call('HSETNX', g, 'first_seen', ARGV[3]) == 0 then
   if tonumber(ARGV[3]) < tonumber(redis.call('HGET', g, 'first_seen')) then
     redis.call('HSET', g, 'first_seen', ARGV[3])
   end
+else
+  -- a new group (maybe of a closed one's key): job ids start from the clock, never reused
+  redis.call('HSET', g, 'seq', string.format('%d', math.floor(now * 1000) * 1000))
 end
 if tonumber(ARGV[4]) > tonumber(redis.call('HGET', g, 'last_seen') or '0') then
   redis.call('HSET', g, 'last_seen', ARGV[4])
@@ -96,7 +99,7 @@ else
   if due >= 0 and due <= want + 0.001 then return {added, '', ''} end
 end
 local seq = redis.call('HINCRBY', g, 'seq', 1)
-local job = 'wastatus-flush-' .. ARGV[1] .. '-' .. seq
+local job = 'wastatus-flush-' .. ARGV[1] .. '-' .. string.format('%d', seq)
 redis.call('HSET', g, 'due', string.format('%.3f', want), 'job', job)
 redis.call('ZADD', z, want, ARGV[1])
 return {added, job, string.format('%.3f', want)}
@@ -110,7 +113,7 @@ if redis.call('HGET', g, 'job') ~= ARGV[3] then return {'stale', '', ''} end
 local due = tonumber(redis.call('HGET', g, 'due'))
 local function reschedule(at)
   local seq = redis.call('HINCRBY', g, 'seq', 1)
-  local job = 'wastatus-flush-' .. gid .. '-' .. seq
+  local job = 'wastatus-flush-' .. gid .. '-' .. string.format('%d', seq)
   redis.call('HSET', g, 'due', string.format('%.3f', at), 'job', job)
   redis.call('ZADD', z, at, gid)
   return job
@@ -339,7 +342,7 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
 _PASS_TURN = """
 if redis.call('HGET', KEYS[1], 'job') ~= ARGV[1] then return false end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local job = 'wastatus-flush-' .. ARGV[2] .. '-' .. seq
+local job = 'wastatus-flush-' .. ARGV[2] .. '-' .. string.format('%d', seq)
 redis.call('HSET', KEYS[1], 'job', job)
 return job
 """
