@@ -25,6 +25,10 @@ if "prometheus_client.values" in sys.modules:  # imported before the directory w
 
     values.ValueClass = values.get_value_class()
 
+WEB_MARK_PREFIX = "web_"  # = webhook.metrics_view.WEB_MARK_PREFIX
+"""`web_<pid>` marks a gunicorn worker of this server; RQ workers that were given the same
+directory by mistake would otherwise have their counts read twice (files and Redis)."""
+
 # Defaults the Procfile and `wastatus serve` share; the command line overrides them.
 graceful_timeout = 20
 keepalive = 75
@@ -34,8 +38,14 @@ def on_starting(server) -> None:
     """Empty the metrics directory: files left by an earlier run would count twice."""
     path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
+    for stale in [*path.glob("*.db"), *path.glob(f"{WEB_MARK_PREFIX}*")]:
         stale.unlink()
+
+
+def post_fork(server, worker) -> None:
+    """Mark the worker's files as a web server's: /metrics reads no other process's files."""
+    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    (path / f"{WEB_MARK_PREFIX}{os.getpid()}").touch()
 
 
 def child_exit(server, worker) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, request
@@ -30,15 +31,29 @@ from workers import alerts, backlog, deadletter, intake, metrics, silences
 from workers.connection import RedisNotConfigured
 
 bp = Blueprint("metrics", __name__)
+
+WEB_MARK_PREFIX = "web_"
+"""`web_<pid>` in the multiprocess dir marks a gunicorn worker (written by `post_fork` in
+`webhook.gunicorn_conf`, which cannot import this module: it must run before prometheus_client)."""
 logger = logging.getLogger("wastatus.web")
 
 
 def local_families() -> list[Metric]:
-    """This web server's own metrics: all its gunicorn workers in multiprocess mode."""
+    """This web server's own metrics: all its gunicorn workers in multiprocess mode.
+
+    Only the files of processes `webhook.gunicorn_conf` marked as its workers are read, when
+    there are marks: an RQ worker started with the same directory exports through Redis too.
+    """
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path and os.path.isdir(path):
-        return list(MultiProcessCollector(None, path=path).collect())
-    return list(REGISTRY.collect())
+    if not (path and os.path.isdir(path)):
+        return list(REGISTRY.collect())
+    directory = Path(path)
+    files = sorted(directory.glob("*.db"))
+    marks = directory.glob(WEB_MARK_PREFIX + "*")
+    web = {mark.name.removeprefix(WEB_MARK_PREFIX) for mark in marks}
+    if web:
+        files = [f for f in files if f.stem.rpartition("_")[2] in web]
+    return list(MultiProcessCollector.merge([str(f) for f in files], accumulate=True))
 
 
 def _queue_depths(connection: redis.Redis) -> GaugeMetricFamily:

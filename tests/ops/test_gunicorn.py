@@ -98,6 +98,10 @@ def _accepted_by_pid(directory: Path) -> dict[int, float]:
     return counts
 
 
+def _web_pids(directory: Path) -> set[str]:
+    return {path.name.removeprefix("web_") for path in directory.glob("web_*")}
+
+
 class TestMultiprocess:
     def test_two_workers_counts_add_up_in_every_scrape(self, serve_env, tmp_path):
         """Requests served by either gunicorn worker all show in /metrics, whichever answers."""
@@ -164,14 +168,23 @@ class TestMultiprocess:
             server.stop()
         assert not made[0].exists()
 
-    def test_counts_of_worker_processes_arrive_through_redis(self, serve_env, redis):
-        """Failures enriched by a separate `wastatus worker` process show in the web's /metrics."""
+    def test_counts_of_worker_processes_arrive_through_redis(self, serve_env, tmp_path):
+        """Failures enriched by a separate `wastatus worker` show in /metrics, counted once.
+
+        The worker is given the web server's multiprocess dir, as a shared environment file
+        would: its files must not be read on top of what it exported to Redis.
+        """
+        metrics_dir = tmp_path / "prom"
+        metrics_dir.mkdir()
+        serve_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         server = Server(serve_env)
         try:
             for code in (131049, 131049, 131026):
                 assert server.post(cloud_status(code=code)) == 200
             subprocess.run([str(BIN / "wastatus"), "worker", "--burst"], env=serve_env,
                            check=True, timeout=120)  # fmt: skip
+            assert any(path.name.startswith("counter_") for path in metrics_dir.iterdir()
+                       if path.stem.split("_")[-1] not in _web_pids(metrics_dir))  # fmt: skip
             scrape = server.scrape()
             failures = "wastatus_failures_total"
             assert scrape.value(failures, api="cloud", code="131049", category="policy") == 2
