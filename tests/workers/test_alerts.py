@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.receiver import Reply
 from tests.workers.alerting import drive, drive_for, enriched, route, run_once
 from workers import alerts, ledger, notifications
 from workers.signing import generate_secret, verify_standard_webhook
@@ -154,6 +155,52 @@ class TestRestarts:
         drive_for(redis, 1.2)
         assert len(hook.requests) == 1
         assert hook.requests[0].json()["count"] == 5
+
+    def test_lost_delivery_retry_is_recovered_once(self, redis, hook, monkeypatch):
+        """A delivery retry lost from the scheduler is re-issued from the outbox, once."""
+        monkeypatch.setenv("WASTATUS_ALERT_RETRY_BASE", "0.1")
+        hook.script(Reply(500), times=1)
+        events = enriched(131049, 3)
+        _submit(redis, events, route(group_wait=0))
+        drive(redis, lambda: len(hook.requests) >= 1)
+        redis.delete(*redis.keys("rq:scheduled:*"))  # the scheduled retry is gone
+        drive_for(redis, 1.2)
+        assert len(hook.requests) == 1
+        assert alerts.recover(redis, grace=0) == 1
+        drive(redis, lambda: len(hook.requests) >= 2)
+        drive_for(redis, 1.2)
+        assert [request.status for request in hook.requests] == [500, 200]
+        outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
+        assert set(outcomes.values()) == {"alerted"}
+
+    def test_a_closed_group_reopens_with_fresh_job_ids(self, redis, hook, monkeypatch):
+        """A group reopened under a closed one's key never reuses the old flush job ids."""
+        monkeypatch.setenv("WASTATUS_GROUP_RESOLVE", "0.3")
+        the_route = route(group_wait=0)
+        events = enriched(131049, 1)
+        gid = alerts.group_id(alerts.group_label(events[0], the_route))
+        _submit(redis, events, the_route)
+        first_job = redis.hget(alerts.group_hash(gid), "job")
+        drive(redis, lambda: alerts.open_groups(redis) == [])
+        _submit(redis, enriched(131049, 1), the_route)
+        assert redis.hget(alerts.group_hash(gid), "job") != first_job
+        drive(redis, lambda: len(hook.requests) >= 2)
+
+    def test_locked_flush_hands_its_turn_on(self, redis, hook):
+        """The due flush, finding its group locked by another, passes its turn, not drops it."""
+        events = enriched(131049, 2)
+        the_route = route(group_wait=3600)
+        _submit(redis, events, the_route)
+        gid = alerts.group_id(alerts.group_label(events[0], the_route))
+        job = redis.hget(alerts.group_hash(gid), "job").decode()
+        other = notifications.Lock(redis, "flush:" + gid)
+        assert other.acquire()
+        assert alerts.flush_group(gid, job_id=job, connection=redis) == "locked"
+        other.release()
+        assert redis.hget(alerts.group_hash(gid), "job").decode() != job
+        redis.hset(alerts.group_hash(gid), "due", "0")  # due now, not in an hour
+        drive(redis, lambda: len(hook.requests) >= 1)
+        assert hook.requests[0].json()["count"] == 2
 
     def test_flush_twice_sends_once(self, redis, hook):
         """Running the due flush job twice (a requeued job) leaves one notification."""

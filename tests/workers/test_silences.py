@@ -67,6 +67,15 @@ class TestSilencing:
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in quiet])
         assert set(outcomes.values()) == {"silenced"}
 
+    def test_a_batch_of_only_silenced_events_is_recorded(self, redis, hook):
+        """A batch whose every event is silenced still writes its ledger entries and counts."""
+        silences.add(redis, {"code": 131049}, time.time() + 3600)
+        quiet = enriched(131049, 4)
+        alerts.submit(redis, quiet, route())
+        outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in quiet])
+        assert set(outcomes.values()) == {"silenced"}
+        assert silences.active(redis, env={})[0]["silenced"] == 4
+
     def test_expired_silence_lets_events_through(self, redis, hook):
         """Once a silence expires, the events it matched alert again."""
         silence = silences.add(redis, {"code": 131049}, time.time() + 3600)
