@@ -23,7 +23,7 @@ from prometheus_client import Counter
 
 from workers import alert_text, config
 from workers.delivery import DeliveryResult, post_json
-from workers.signing import sign_standard_webhook
+from workers.signing import InvalidSecret, secret_key, sign_standard_webhook
 
 TYPES = ("webhook", "apprise", "log")
 FORBIDDEN_SCHEMES = ("whatsapp",)
@@ -101,7 +101,29 @@ def make(spec: Mapping) -> Receiver:
         raise ReceiverConfigError(f"receiver {name}: a {kind} receiver needs url or urls")
     if kind == "webhook" and len(urls) != 1:
         raise ReceiverConfigError(f"receiver {name}: a webhook receiver takes exactly one url")
-    return Receiver(name, kind, urls, spec.get("secret") or None)
+    return Receiver(name, kind, urls, _checked_secret(spec.get("secret"), name))
+
+
+def _checked_secret(secret: object, name: str) -> str | None:
+    """The secret if it is a usable `whsec_<base64>` key (a bad one fails at load, not per send)."""
+    if not secret:
+        return None
+    try:
+        secret_key(str(secret))
+    except InvalidSecret as error:
+        raise ReceiverConfigError(f"receiver {name}: {error}") from None
+    return str(secret)
+
+
+def problems(specs: Sequence[Mapping]) -> list[str]:
+    """What is wrong with the rules file's `receivers:` entries, for `wastatus rules check`."""
+    found = []
+    for index, spec in enumerate(specs):
+        try:
+            make(spec)
+        except ReceiverConfigError as error:
+            found.append(f"receivers[{index}]: {error}")
+    return found
 
 
 def _webhook_secret(env: Mapping[str, str]) -> str | None:
@@ -113,7 +135,8 @@ def from_env(env: Mapping[str, str] = os.environ) -> dict[str, Receiver]:
     found: dict[str, Receiver] = {}
     if env.get("WASTATUS_ALERT_WEBHOOK_URL", "").strip():
         url = check_url(env["WASTATUS_ALERT_WEBHOOK_URL"].strip())
-        found["webhook"] = Receiver("webhook", "webhook", (url,), _webhook_secret(env))
+        secret = _checked_secret(_webhook_secret(env), "webhook")
+        found["webhook"] = Receiver("webhook", "webhook", (url,), secret)
     if _urls(env.get("WASTATUS_ALERT_URLS")):
         found["apprise"] = Receiver("apprise", "apprise", _urls(env.get("WASTATUS_ALERT_URLS")))
     found["log"] = Receiver("log", "log")

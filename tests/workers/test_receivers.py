@@ -188,3 +188,14 @@ class TestLogReceiver:
         """A route naming a receiver nobody defined fails with the known names."""
         with pytest.raises(receivers.ReceiverConfigError, match="unknown receiver nowhere"):
             receivers.chain(("nowhere",))
+
+    def test_bad_secret_and_whatsapp_are_reported_for_rules_check(self, env):
+        """problems() names each bad rules-file receiver: a malformed secret, a WhatsApp URL."""
+        found = receivers.problems([
+            {"name": "ok", "type": "log"},
+            {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:1/", "secret": "x!"},
+            {"name": "wa", "type": "apprise", "urls": ["whatsapp://t@1/2"]},
+        ])  # fmt: skip
+        assert len(found) == 2
+        assert found[0].startswith("receivers[1]: receiver hook: the secret must be whsec_")
+        assert "WhatsApp" in found[1]
