@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import redis
 from rq.serializers import JSONSerializer
 
-from workers import intake, logs, queues
+from workers import config, intake, logs, queues
 from workers.telemetry import Worker
+
+DEFAULT_MAINTENANCE_SECONDS = 60
+"""How often a worker restarts a dead RQ scheduler and cleans registries (RQ's default: 10 min).
+
+RQ's scheduler process exits on any Redis error (a restart, an outage) and a SIGKILLed worker's
+scheduler lock lives on for 61 s; only this maintenance starts a scheduler again, and until
+then no group flush, alert retry or resend backoff runs."""
+DEFAULT_WORKER_TTL = 60
+"""Worker key TTL; an idle worker wakes from its blocking dequeue every TTL - 15 s for the
+maintenance above (RQ's default 420 s would leave it asleep for 405 s)."""
 
 
 def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = None) -> bool:
@@ -23,5 +35,9 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
         connection=connection,
         serializer=JSONSerializer,
         name=name,
+        maintenance_interval=int(
+            config.seconds(os.environ, "WASTATUS_WORKER_MAINTENANCE", DEFAULT_MAINTENANCE_SECONDS)
+        ),
+        worker_ttl=int(config.seconds(os.environ, "WASTATUS_WORKER_TTL", DEFAULT_WORKER_TTL)),
     )
     return worker.work(burst=burst, with_scheduler=True)
