@@ -131,8 +131,9 @@ class Generator:
             status = self.random.choice(OK_STATUSES)
             item = status_item(message_id, recipient_id, status, int(time.time()))
         body = cloud_body([item])
-        return Delivery(body, signed_headers(body, self.secret), item["status"], message_id,
-                        recipient_id)  # fmt: skip
+        return Delivery(
+            body, signed_headers(body, self.secret), item["status"], message_id, recipient_id
+        )
 
     def deliveries(self, count: int) -> Iterator[Delivery]:
         for _ in range(count):

@@ -97,13 +97,19 @@ class Gunicorn:
     def start(self) -> Gunicorn:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         args = [
-            gunicorn, self.app,
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers),
-            "--graceful-timeout", "20",
-            "--keep-alive", "75",
-            "--log-level", "warning",
-        ]  # fmt: skip
+            gunicorn,
+            self.app,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--graceful-timeout",
+            "20",
+            "--keep-alive",
+            "75",
+            "--log-level",
+            "warning",
+        ]
         if self.config:
             args[2:2] = ["-c", self.config]
         args += self.extra

@@ -127,11 +127,15 @@ def run(
         f"-t{threads}",
         f"-c{connections}",
         f"-d{max(1, round(duration))}s",
-        "--timeout", "5s",
-        "-s", str(script),
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
         url,
-        "--", str(prefix), f"{spacing:.6f}",
-    ]  # fmt: skip
+        "--",
+        str(prefix),
+        f"{spacing:.6f}",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     finished = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)

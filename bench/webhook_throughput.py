@@ -100,10 +100,17 @@ class Bench:
         log = self.workdir / "gunicorn.log"
         config = procfile_config()  # the same settings for both apps, as the Procfile has them
         extra = tuple(self.args.gunicorn_args.split())
-        self.ours = Gunicorn("webhook:create_app()", env, self.args.workers, log=log,
-                             config=config, extra=extra).start()  # fmt: skip
-        self.bare = Gunicorn("bench.bare_app:create_app()", env, self.args.workers, log=log,
-                             config=config, extra=extra).start()  # fmt: skip
+        self.ours = Gunicorn(
+            "webhook:create_app()", env, self.args.workers, log=log, config=config, extra=extra
+        ).start()
+        self.bare = Gunicorn(
+            "bench.bare_app:create_app()",
+            env,
+            self.args.workers,
+            log=log,
+            config=config,
+            extra=extra,
+        ).start()
         size = int(POOL_RATE * self.args.duration)
         for scenario, share in SCENARIOS.items():
             if scenario in self.args.scenarios:
@@ -148,9 +155,12 @@ class Bench:
         self.say(
             f"  {scenario:<7} {target:<10} {result.rate:8.0f} req/s  p50 {result.p50_ms:6.2f} ms"
             f"  p99 {result.p99_ms:6.2f} ms  non-200 {result.non_200}"
-            + (f"  stored {measured.stored}/{result.sent_failed} failed sent"
-               if measured.stored is not None else "")
-        )  # fmt: skip
+            + (
+                f"  stored {measured.stored}/{result.sent_failed} failed sent"
+                if measured.stored is not None
+                else ""
+            )
+        )
         return measured
 
     def probe_capacity(self) -> RunResult:
@@ -263,8 +273,16 @@ def _generator_share(runs: list[Measured]) -> float | None:
 def show(summary: dict) -> None:
     console = Console()
     table = Table(title="Webhook ingest: POST /webhook vs a bare Flask 200 (gunicorn, 2 workers)")
-    for column in ("scenario", "bare req/s", "ours req/s", "ratio", "bare p50/p99 ms",
-                   "ours p50/p99 ms", "paced req/s", "paced p50/p99 ms"):  # fmt: skip
+    for column in (
+        "scenario",
+        "bare req/s",
+        "ours req/s",
+        "ratio",
+        "bare p50/p99 ms",
+        "ours p50/p99 ms",
+        "paced req/s",
+        "paced p50/p99 ms",
+    ):
         table.add_column(column, justify="right" if column != "scenario" else "left")
     for scenario, row in summary["scenarios"].items():
         table.add_row(

@@ -6,6 +6,7 @@ import click
 
 from webhook.cli import (
     catalog,
+    chaos,
     dead,
     explain,
     quarantine,
@@ -33,3 +34,4 @@ main.add_command(rules.rules)
 main.add_command(status.status)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
+main.add_command(chaos.chaos)

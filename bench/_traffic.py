@@ -1,0 +1,229 @@
+"""The chaos harness's webhook traffic: what Meta and On-Premises clients send, and worse.
+
+Each `Send` is one delivery (body, headers) plus what the harness expects of it: the event ids
+of the failed statuses it carries (`expects`), whether it must be refused (`unauthenticated`),
+and whether it is malformed (quarantined, no events). Kinds, drawn by weight: statuses that did
+not fail, failed statuses (Cloud, signed; On-Premises, with the token), duplicates of earlier
+failures (the same bytes again), late statuses of messages that already failed (out of order),
+batches, malformed bodies and unauthenticated ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from bench._payloads import OK_STATUSES, cloud_body, signed_headers, status_item
+from workers.intake import event_id
+
+CLOUD_FAILURES = {
+    131047: "Re-engagement message",  # alerted
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",  # alerted
+    131026: "Message undeliverable",  # silenced by the harness's rules
+    130472: "User's number is part of an experiment",  # dropped by the harness's rules
+    131043: "Message expired",  # resent (the catalog: resend at once)
+}
+ONPREM_FAILURES = {
+    470: "Message failed to send because more than 24 hours have passed",  # alerted
+    1017: "Not Primary Master",  # resent
+}
+RULES = """\
+# The chaos harness's routing: every ledger outcome is reachable.
+routes:
+  - name: chaos-drop
+    matchers: {code: [130472]}
+    action: drop
+  - name: chaos-resend
+    matchers: {code: [131043, 1017]}
+    action: retry
+    retry: {attempts: 4, base_delay: 0.5s, max_delay: 2s, jitter: full}
+  - name: chaos-alert
+    action: alert
+    group_wait: 1s
+    group_interval: 2s
+    repeat_interval: 1h
+silences:
+  - matchers: {code: [131026]}
+    until: "2099-01-01T00:00:00+00:00"
+    comment: the chaos harness silences 131026
+"""
+UNAUTH_MARKER = "chaos-unauthenticated"
+
+WEIGHTS = {
+    "ok": 40,
+    "failed": 30,
+    "onprem_failed": 6,
+    "duplicate": 6,
+    "late_status": 6,
+    "batch": 3,
+    "malformed": 4,
+    "unauthenticated": 5,
+}
+
+
+@dataclass
+class Send:
+    """One delivery and what it should come to."""
+
+    kind: str
+    body: bytes
+    headers: dict[str, str]
+    expects: list[str] = field(default_factory=list)
+    unauthenticated: bool = False
+    malformed: bool = False
+    statuses: int = 1
+
+
+def failure_id(message_id: str, recipient_id: str, code: int) -> str:
+    """The event id the webhook gives a failed status (see workers.intake.event_id)."""
+    event = {
+        "message_id": message_id,
+        "recipient_id": recipient_id,
+        "recipient_participant_id": None,
+        "status": "failed",
+        "errors": [{"code": code}],
+    }
+    return event_id(event)
+
+
+class Traffic:
+    """Draws deliveries; `secret` signs Cloud bodies, `token` authenticates On-Premises ones."""
+
+    def __init__(self, secret: str, token: str, seed: int | None = None) -> None:
+        self.secret = secret
+        self.token = token
+        self.random = random.Random(seed)
+        self.run = secrets.token_hex(3)
+        self.counter = itertools.count()
+        self.failed: list[Send] = []  # earlier failed deliveries, for duplicates
+        self.failed_messages: list[tuple[str, str]] = []  # (message id, recipient), for late ones
+        kinds, weights = zip(*WEIGHTS.items(), strict=True)
+        self.kinds, self.weights = list(kinds), list(weights)
+
+    def _ids(self) -> tuple[str, str]:
+        n = next(self.counter)
+        return f"wamid.chaos{self.run}{n:09d}", f"81{self.random.randrange(10**9, 10**10)}"
+
+    def _now(self) -> int:
+        return int(time.time())
+
+    def _cloud_failure(self) -> tuple[dict, str]:
+        message_id, recipient = self._ids()
+        code = self.random.choice(list(CLOUD_FAILURES))
+        item = status_item(message_id, recipient, "failed", self._now(), code, CLOUD_FAILURES[code])
+        self.failed_messages.append((message_id, recipient))
+        return item, failure_id(message_id, recipient, code)
+
+    def _signed(self, kind: str, statuses: list[dict], expects: list[str]) -> Send:
+        body = cloud_body(statuses)
+        return Send(kind, body, signed_headers(body, self.secret), expects, statuses=len(statuses))
+
+    def next(self) -> Send:
+        kind = self.random.choices(self.kinds, self.weights)[0]
+        return getattr(self, "_" + kind)()
+
+    def __iter__(self) -> Iterator[Send]:
+        while True:
+            yield self.next()
+
+    def _ok(self) -> Send:
+        message_id, recipient = self._ids()
+        status = self.random.choice(OK_STATUSES)
+        return self._signed("ok", [status_item(message_id, recipient, status, self._now())], [])
+
+    def _failed(self) -> Send:
+        item, expected = self._cloud_failure()
+        send = self._signed("failed", [item], [expected])
+        self.failed.append(send)
+        return send
+
+    def _onprem_failed(self) -> Send:
+        message_id, recipient = self._ids()
+        message_id = "gBG" + message_id.removeprefix("wamid.")
+        code = self.random.choice(list(ONPREM_FAILURES))
+        item = {
+            "id": message_id,
+            "recipient_id": recipient,
+            "status": "failed",
+            "timestamp": str(self._now()),
+            "type": "message",
+            "errors": [{"code": code, "title": ONPREM_FAILURES[code]}],
+        }
+        body = json.dumps({"statuses": [item]}).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        send = Send("onprem_failed", body, headers, [failure_id(message_id, recipient, code)])
+        self.failed.append(send)
+        return send
+
+    def _duplicate(self) -> Send:
+        if not self.failed:
+            return self._failed()
+        original = self.random.choice(self.failed[-500:])
+        return Send("duplicate", original.body, dict(original.headers), list(original.expects))
+
+    def _late_status(self) -> Send:
+        """A `sent` or `delivered` arriving after the same message's `failed` (out of order)."""
+        if not self.failed_messages:
+            return self._ok()
+        message_id, recipient = self.random.choice(self.failed_messages[-500:])
+        status = self.random.choice(("sent", "delivered"))
+        item = status_item(message_id, recipient, status, self._now() - 30)
+        return self._signed("late_status", [item], [])
+
+    def _batch(self) -> Send:
+        statuses, expects = [], []
+        for _ in range(self.random.randrange(3, 12)):
+            if self.random.random() < 0.4:
+                item, expected = self._cloud_failure()
+                statuses.append(item)
+                expects.append(expected)
+            else:
+                message_id, recipient = self._ids()
+                statuses.append(status_item(message_id, recipient, "read", self._now()))
+        return self._signed("batch", statuses, expects)
+
+    def _malformed(self) -> Send:
+        """Authenticated but invalid: quarantined whole, answered 200, no event."""
+        message_id, recipient = self._ids()
+        variant = self.random.randrange(4)
+        if variant == 0:
+            body = b'{"object": "whatsapp_business_account", "entry": [ not json'
+        else:
+            item = status_item(message_id, recipient, "failed", self._now(), 131047, "x")
+            if variant == 1:
+                item["timestamp"] = "yesterday"
+            elif variant == 2:
+                item["status"] = "exploded"
+            else:
+                item["errors"][0]["code"] = "one-three-one"
+            body = cloud_body([item])
+        send = self._signed("malformed", [], [])
+        send.body, send.headers, send.malformed = body, signed_headers(body, self.secret), True
+        return send
+
+    def _unauthenticated(self) -> Send:
+        """A failed status nobody vouched for: must get 401 and leave no trace."""
+        message_id, recipient = self._ids()
+        message_id = message_id.replace("chaos", UNAUTH_MARKER)
+        code = 131047
+        item = status_item(message_id, recipient, "failed", self._now(), code, "x")
+        body = cloud_body([item])
+        variant = self.random.randrange(3)
+        if variant == 0:
+            headers = {"Content-Type": "application/json"}
+        elif variant == 1:
+            headers = signed_headers(body, "not-the-app-secret")
+        else:
+            headers = {"Content-Type": "application/json", "Authorization": "Bearer wrong-token"}
+        return Send(
+            "unauthenticated",
+            body,
+            headers,
+            [failure_id(message_id, recipient, code)],
+            unauthenticated=True,
+        )
