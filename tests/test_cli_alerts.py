@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rq.registry import StartedJobRegistry
 
 from tests.receiver import Reply
 from tests.workers.alerting import drive, enriched, route
 from webhook.cli import main
-from workers import alerts, deadletter, intake, ledger, silences
+from workers import alerts, deadletter, intake, ledger, notifications, silences
+from workers.queues import ALERTS, get_queue
 
 
 @pytest.fixture
@@ -109,6 +113,16 @@ class TestDeadCommand:
         assert code == 1
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (RQ's work horse runs in a session of its own)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(part) for part in text.split()]
+
+
+def first_nid(redis) -> str:
+    return redis.zrange(notifications.OUTBOX, 0, 0)[0].decode()
+
+
 class TestEndToEnd:
     def test_webhook_to_alert_through_a_worker_process(
         self, post, redis, redis_url, receiver, tmp_path
@@ -137,3 +151,38 @@ class TestEndToEnd:
         assert alert["alerts"][0]["code"] == 131049
         assert alert["count"] == 1
         assert ledger.summary(redis)["outcomes"]["alerted"] == 1
+
+    def test_worker_killed_mid_delivery_is_recovered(
+        self, redis, redis_url, receiver, tmp_path, monkeypatch
+    ):
+        """A worker SIGKILLed while its flush job waits on the receiver: RQ's abandoned-job
+        cleanup runs the job again, which finishes the delivery; the ledger says alerted."""
+        receiver.script(Reply(200, delay=5), times=1)  # the first POST hangs (recorded at 5 s)
+        env = {**os.environ, "REDIS_URL": redis_url, "WASTATUS_DATA_DIR": str(tmp_path),
+               "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts",
+               "WASTATUS_HTTP_TIMEOUT": "60"}  # fmt: skip
+        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", env["WASTATUS_ALERT_WEBHOOK_URL"])
+        events = enriched(131049, 3)
+        alerts.submit(redis, events, route(group_wait=0))
+        worker = subprocess.Popen([sys.executable, "-m", "webhook.cli", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not redis.zcard(notifications.OUTBOX) and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the flush wrote its notification and started posting
+            time.sleep(1.0)
+        finally:
+            for pid in [*_children(worker.pid), worker.pid]:  # the work horse, then the worker
+                os.kill(pid, signal.SIGKILL)
+            worker.wait(20)
+        assert notifications.get(redis, first_nid(redis))["state"] == "pending"  # cut off
+        queue = get_queue(redis, ALERTS)
+        # the maintenance a later worker runs, as if the job's timeout had passed
+        StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+        nid = first_nid(redis)
+        drive(redis, lambda: notifications.get(redis, nid)["state"] == "delivered", timeout=30)
+        # the hung POST was cut off (the receiver never answered it); the rerun's was answered
+        assert [request.json()["id"] for request in receiver.requests] == [nid]
+        outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
+        assert set(outcomes.values()) == {"alerted"}

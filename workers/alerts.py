@@ -51,6 +51,9 @@ RECOVER_GRACE_SECONDS = 60.0
 EARLY_TOLERANCE_SECONDS = 0.05
 FLUSH_JOB = "workers.alerts.flush_group"
 JOB_TIMEOUT = 120
+RETRY_INTERVALS = [5, 30, 120]
+"""RQ runs a job again after a crash, or when its worker died mid-job (abandoned job
+cleanup); the job's token check makes a second run harmless."""
 
 EVENTS_GROUPED = Counter(
     "wastatus_alert_events_grouped",
@@ -109,7 +112,14 @@ _FLUSH = """
 local g, p, s, z, n, ne, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local gid, now, nid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local resolve, tolerance = tonumber(ARGV[5]), tonumber(ARGV[7])
-if redis.call('HGET', g, 'job') ~= ARGV[3] then return {'stale', '', ''} end
+if redis.call('HGET', g, 'job') ~= ARGV[3] then
+  if ARGV[3] ~= '' and redis.call('HGET', g, 'last_flush_job') == ARGV[3] then
+    -- this job made the last notification and died after: hand back its unfinished work
+    return {'stale', redis.call('HGET', g, 'job'), redis.call('HGET', g, 'due'),
+            redis.call('HGET', g, 'last_nid')}
+  end
+  return {'stale', '', ''}
+end
 local due = tonumber(redis.call('HGET', g, 'due'))
 local function reschedule(at)
   local seq = redis.call('HINCRBY', g, 'seq', 1)
@@ -150,7 +160,8 @@ redis.call('HSET', n, 'gid', gid, 'group_key', redis.call('HGET', g, 'group_key'
   'receiver_index', 0, 'attempt', 1, 'seq', 1, 'job', ARGV[6], 'due', ARGV[2],
   'created_at', ARGV[2], 'state', 'pending')
 redis.call('ZADD', outbox, now, nid)
-redis.call('HSET', g, 'notified_at', ARGV[2], 'notified_count', count)
+redis.call('HSET', g, 'notified_at', ARGV[2], 'notified_count', count,
+  'last_flush_job', ARGV[3], 'last_nid', nid)
 local at = math.min(now + meta.repeat_interval, math.max(now, touched + resolve))
 return {status, reschedule(at), string.format('%.3f', at)}
 """
@@ -285,7 +296,8 @@ def submit(
 def _schedule(queue: rq.Queue, gid: str, job_id: str, due: float, now: float) -> None:
     """Queue flush `job_id` for `due`; RQ's scheduler keeps whole seconds, so round up."""
     options = {"job_id": job_id, "result_ttl": 0, "failure_ttl": 7 * 86400,
-               "job_timeout": JOB_TIMEOUT}  # fmt: skip
+               "job_timeout": JOB_TIMEOUT,
+               "retry": rq.Retry(max=3, interval=RETRY_INTERVALS)}  # fmt: skip
     if due <= now + 0.002:  # the Lua side keeps milliseconds: `now` may round up
         queue.enqueue(FLUSH_JOB, gid, **options)
     else:
@@ -313,7 +325,7 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
     connection = connection or _connection()
     job_id = job_id or _current_job_id()
     env = os.environ
-    lock = notifications.Lock(connection, "flush:" + gid)
+    lock = notifications.Lock(connection, "flush:" + gid, owner=notifications.current_job_id())
     if not lock.acquire():
         FLUSHES.labels("locked").inc()
         _pass_turn(connection, gid, job_id)
@@ -326,12 +338,15 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
                 notifications.OUTBOX]  # fmt: skip
         args = [gid, now, job_id or "", nid, resolve, notifications.job_id(nid, 1),
                 EARLY_TOLERANCE_SECONDS]  # fmt: skip
-        result, next_job, due = connection.register_script(_FLUSH)(keys=keys, args=args)
-        result = result.decode()
+        reply = connection.register_script(_FLUSH)(keys=keys, args=args)
+        result, next_job, due = reply[0].decode(), reply[1], reply[2]
+        if len(reply) > 3:  # RQ runs this job again after it died mid-way: finish its work
+            nid = reply[3].decode()
+            result = "resumed"
         FLUSHES.labels(result).inc()
         if next_job:
             _schedule(get_queue(connection, ALERTS), gid, next_job.decode(), float(due), now)
-        if result in ("firing", "update", "repeat"):
+        if result in ("firing", "update", "repeat", "resumed"):
             # The first try runs here, not in a job of its own: one fork less per notification.
             notifications.deliver(nid, notifications.job_id(nid, 1), connection)
         return result

@@ -40,6 +40,9 @@ KEEP_SECONDS = 7 * 86400
 
 DELIVER_JOB = "workers.notifications.deliver"
 JOB_TIMEOUT = 120
+RETRY_INTERVALS = [5, 30, 120]
+"""RQ runs a job again after a crash, or when its worker died mid-job (abandoned job
+cleanup); the job's token check makes a second run harmless."""
 LOCK_SECONDS = JOB_TIMEOUT + 30
 DEFAULT_ATTEMPTS = 5
 DEFAULT_BACKOFF_BASE = 5.0
@@ -47,6 +50,14 @@ DEFAULT_BACKOFF_MAX = 600.0
 RETRY_AFTER_MAX = 86400.0
 VERSION = 1
 
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -54,22 +65,40 @@ return 0
 
 
 class Lock:
-    """A short Redis lock so two workers never act on one group or notification at once."""
+    """A short Redis lock so two workers never act on one group or notification at once.
 
-    def __init__(self, connection: redis.Redis, name: str, seconds: float = LOCK_SECONDS):
+    Its owner is the RQ job that holds it. RQ runs a job again (same id) only once its earlier
+    run is known dead (abandoned-job cleanup, `Retry`), so a lock left by that run is taken
+    over at once instead of blocking the rerun until it expires.
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        name: str,
+        seconds: float = LOCK_SECONDS,
+        owner: str | None = None,
+    ) -> None:
         self.connection = connection
         self.key = LOCK_PREFIX + name
         self.seconds = seconds
-        self.token = secrets.token_hex(8)
+        self.token = owner or secrets.token_hex(8)
 
     def acquire(self) -> bool:
-        return bool(self.connection.set(self.key, self.token, nx=True, px=int(self.seconds * 1000)))
+        script = self.connection.register_script(_ACQUIRE)
+        return bool(script(keys=[self.key], args=[self.token, int(self.seconds * 1000)]))
 
     def held(self) -> bool:
         return bool(self.connection.exists(self.key))
 
     def release(self) -> None:
         self.connection.register_script(_RELEASE)(keys=[self.key], args=[self.token])
+
+
+def current_job_id() -> str | None:
+    """The id of the RQ job running now, if any."""
+    job = rq.get_current_job()
+    return job.id if job is not None else None
 
 
 def new_id() -> str:
@@ -104,7 +133,8 @@ def enqueue(connection: redis.Redis, nid: str, job: str, delay: float) -> None:
     """Queue the delivery job `job` for `nid`, now or (whole seconds, rounded up) after `delay`."""
     queue = get_queue(connection, ALERTS)
     options = {"job_id": job, "result_ttl": 0, "failure_ttl": 7 * 86400,
-               "job_timeout": JOB_TIMEOUT}  # fmt: skip
+               "job_timeout": JOB_TIMEOUT,
+               "retry": rq.Retry(max=3, interval=RETRY_INTERVALS)}  # fmt: skip
     if delay <= 0:
         queue.enqueue(DELIVER_JOB, nid, **options)
     else:
@@ -161,11 +191,10 @@ def _connection() -> redis.Redis:
 def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = None) -> str:
     """RQ job: one try at delivering notification `nid`; schedules the next try if it fails."""
     connection = connection or _connection()
-    if job is None:
-        current = rq.get_current_job()
-        job = current.id if current is not None else None
+    owner = current_job_id()
+    job = job or owner
     env = os.environ
-    lock = Lock(connection, "deliver:" + nid)
+    lock = Lock(connection, "deliver:" + nid, owner=owner)
     if not lock.acquire():
         return "locked"
     try:
