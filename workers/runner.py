@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import redis
@@ -9,6 +10,8 @@ from rq.serializers import JSONSerializer
 
 from workers import config, intake, logs, queues
 from workers.telemetry import Worker
+
+logger = logging.getLogger("wastatus.worker")
 
 DEFAULT_MAINTENANCE_SECONDS = 60
 """How often a worker restarts a dead RQ scheduler and cleans registries (RQ's default: 10 min).
@@ -21,6 +24,32 @@ DEFAULT_WORKER_TTL = 60
 maintenance above (RQ's default 420 s would leave it asleep for 405 s)."""
 
 
+class MaintainedWorker(Worker):
+    """A worker whose maintenance also re-issues work that a dead job left stranded.
+
+    A job lost with its process (SIGKILL, or Redis failing under it) is gone from RQ, and the
+    wastatus code recovers its work only when it next runs: overdue flushes and deliveries in
+    `alerts.submit` (so only when new failures arrive), orphaned drain batches in the next drain
+    job (so only when a webhook asks for one). With no new traffic they would wait forever.
+    """
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        recover_stranded(self.connection)
+
+
+def recover_stranded(connection: redis.Redis) -> None:
+    """Re-issue overdue flushes and deliveries; ask for a drain while batches are claimed."""
+    from workers import alerts, drain  # the job modules; only the maintenance needs them
+
+    try:
+        alerts.recover(connection)
+        if connection.scard(drain.CLAIMS) or connection.llen(intake.INBOX):
+            drain.request_drain(connection)
+    except redis.RedisError as error:
+        logger.warning("maintenance: recovery skipped, Redis failed: %s", error)
+
+
 def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = None) -> bool:
     """Work until stopped (or, with `burst`, until every queue is empty); True if any job ran.
 
@@ -30,7 +59,7 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     logs.configure()
     if connection.llen(intake.INBOX) or connection.keys(intake.PROCESSING_PATTERN):
         intake.schedule_drain(connection)
-    worker = Worker(
+    worker = MaintainedWorker(
         [queues.get_queue(connection, name) for name in queues.ALL],
         connection=connection,
         serializer=JSONSerializer,
