@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import redis
 from prometheus_client import Counter, Histogram
-from rq import get_current_job
+from rq import Retry, get_current_job
 
 from workers import deadletter, ledger
 from workers.connection import connect
@@ -36,6 +36,10 @@ RESEND_JOB = "workers.retry.resend"
 DEFAULT_HTTP_TIMEOUT = 10.0
 RESULT_TTL = 3600
 FAILURE_TTL = 7 * 86400
+LOST_JOB_RETRY = Retry(max=3)
+"""Run a resend job again if it dies with its worker (SIGKILL, Redis failing under it): RQ
+re-queues an abandoned job with retries left at maintenance, else it would leave no trace.
+A resend may then reach the endpoint twice; its `webhook-id` is stable for deduplication."""
 
 RETRIES = Counter(
     "wastatus_retries",
@@ -103,6 +107,7 @@ def schedule_first(
                     job_id=job_id(event, 1),
                     result_ttl=RESULT_TTL,
                     failure_ttl=FAILURE_TTL,
+                    retry=LOST_JOB_RETRY,
                 )
             )
         else:
@@ -114,6 +119,7 @@ def schedule_first(
                 job_id=job_id(event, 1),
                 result_ttl=RESULT_TTL,
                 failure_ttl=FAILURE_TTL,
+                retry=LOST_JOB_RETRY,
                 pipeline=pipe,
             )
     if immediate:
@@ -180,6 +186,7 @@ def resend(event: dict, route: dict, attempt: int) -> dict:
         job_id=job_id(event, attempt + 1),
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
+        retry=LOST_JOB_RETRY,
     )
     RETRIES.labels("rescheduled").inc()
     return {"outcome": "rescheduled", "attempt": attempt, "delay": delay, "error": result.error}
