@@ -89,7 +89,7 @@ PLANS = {
         Fault(0.30, 0.0, "kill-worker"),
         Fault(0.35, 0.0, "redis-restart"),
         Fault(0.40, 0.08, "redis-down"),
-        Fault(0.50, 0.0, "kill-worker"),
+        Fault(0.50, 0.0, "kill-drain-worker"),
     ),
     "smoke": (
         Fault(0.10, 0.15, "alert-receiver-500"),
@@ -241,11 +241,14 @@ class Harness:
         self.fault_log.append({"t": round(self.elapsed(), 1), "fault": name, "detail": detail})
 
     async def inject(self) -> None:
+        """Start each fault of the plan at its time; windows of different faults may overlap."""
         duration = self.args.duration
+        running = []
         for fault in PLANS[self.args.plan]:
             await asyncio.sleep(max(0.0, fault.at * duration - self.elapsed()))
             length = min(15.0, max(2.0, fault.length * duration)) if fault.length else 0.0
-            await self.apply(fault.name, length)
+            running.append(asyncio.create_task(self.apply(fault.name, length)))
+        await asyncio.gather(*running)
 
     async def apply(self, name: str, length: float) -> None:
         if name in ("kill-worker", "kill-drain-worker"):
@@ -253,20 +256,17 @@ class Harness:
             detail = await asyncio.to_thread(self.kill_busy_worker, only)
             self.note(name, detail)
             return
-        if name == "redis-restart":
-            self.active.add(name)
-            self.note(name, "SIGTERM, then started again on the same port and data")
-            await asyncio.to_thread(self.redis_server.stop)
-            await asyncio.to_thread(self.redis_server.start)
-            self.active.discard(name)
-            return
-        if name == "redis-down":
-            self.active.add(name)
-            self.note(name, f"stopped for {length:.0f} s")
-            await asyncio.to_thread(self.redis_server.stop)
-            await asyncio.sleep(length)
-            await asyncio.to_thread(self.redis_server.start)
-            self.active.discard(name)
+        if name in ("redis-restart", "redis-down"):
+            async with self.redis_lock:  # one Redis fault at a time, whatever the schedule
+                self.active.add(name)
+                if name == "redis-restart":
+                    self.note(name, "SIGTERM, then started again on the same port and data")
+                else:
+                    self.note(name, f"stopped for {length:.0f} s")
+                await asyncio.to_thread(self.redis_server.stop)
+                await asyncio.sleep(length)
+                await asyncio.to_thread(self.redis_server.start)
+                self.active.discard(name)
             return
         endpoint = self.alert if name.startswith("alert") else self.resend
         mode = {"500": "error", "429": "throttle", "hang": "hang"}[name.rsplit("-", 1)[1]]
@@ -452,6 +452,7 @@ class Harness:
 
     async def main(self) -> dict:
         self.started = time.monotonic()
+        self.redis_lock = asyncio.Lock()
         traffic = Traffic(SECRET, TOKEN, self.args.seed)
         background = [asyncio.create_task(self.supervise()), asyncio.create_task(self.progress())]
         injector = asyncio.create_task(self.inject())
