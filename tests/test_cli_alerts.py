@@ -186,3 +186,25 @@ class TestEndToEnd:
         assert [request.json()["id"] for request in receiver.requests] == [nid]
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"alerted"}
+
+    def test_worker_maintenance_recovers_a_lost_flush(self, redis, redis_url, receiver, tmp_path):
+        """A group whose flush job was lost long ago is flushed by a worker's maintenance,
+        with no new event arriving to notice it."""
+        events = enriched(131049, 2)
+        the_route = route(group_wait=0.1)
+        alerts.submit(redis, events, the_route)
+        redis.delete(*redis.keys("rq:scheduled:*"))  # the scheduled flush is gone
+        gid = alerts.group_id(alerts.group_label(events[0], the_route))
+        redis.zadd(alerts.GROUPS, {gid: time.time() - 3600})  # and it was due an hour ago
+        env = {**os.environ, "REDIS_URL": redis_url, "WASTATUS_DATA_DIR": str(tmp_path),
+               "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts"}  # fmt: skip
+        worker = subprocess.Popen([sys.executable, "-m", "webhook.cli", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            [request] = receiver.wait_for(1, timeout=30)
+        finally:
+            worker.terminate()
+            worker.wait(20)
+        assert request.json()["count"] == 2
+        outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
+        assert set(outcomes.values()) == {"alerted"}
