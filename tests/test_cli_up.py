@@ -12,35 +12,8 @@ import pytest
 import requests
 
 from tests.conftest import load_fixture
+from tests.processes import alive, descendants, wait_until_gone
 from workers.redis_server import free_port
-
-
-def processes() -> dict[int, tuple[int, str, str]]:
-    """Every live process: pid -> (parent pid, state, command line)."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError):
-            continue
-        found[int(stat.parent.name)] = (int(fields[1]), fields[0], cmdline)
-    return found
-
-
-def descendants(pid: int) -> set[int]:
-    """The processes `pid` started, and theirs, whatever session or group they are in."""
-    table, found, frontier = processes(), set(), {pid}
-    while frontier:
-        frontier = {child for child, (parent, _, _) in table.items() if parent in frontier}
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> list[str]:
-    """Command lines of those of `pids` still running (zombies count as gone)."""
-    table = processes()
-    return [table[pid][2] for pid in pids if pid in table and table[pid][1] != "Z"]
 
 
 @pytest.fixture
@@ -73,13 +46,6 @@ def up(tmp_path):
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def wait_until_gone(pids: set[int], timeout: float = 40) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while (left := alive(pids)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return left
 
 
 def children_of_up(process) -> set[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
+from tests.processes import kill_family
 from workers import deadletter, drain, intake, ledger, queues, stats
 
 DROP_ALL = "routes:\n  - name: drop-all\n    action: drop\n"
@@ -149,7 +149,7 @@ class TestWorkerKilled:
                 assert time.monotonic() < deadline and worker.poll() is None, "never mid-batch"
                 time.sleep(0.002)
         finally:
-            os.killpg(worker.pid, signal.SIGKILL)
+            kill_family(worker.pid)  # the worker and its work horse, which has its own group
             worker.wait()
         claimed = sum(redis.llen(key) for key in redis.keys(drain.PROCESSING_PREFIX + "*"))
         done_before = total_failures(redis)

@@ -1,0 +1,61 @@
+"""Finding and killing a process's whole family, whatever group or session each member is in.
+
+RQ's work horse puts itself in a process group of its own (`os.setpgrp()`), so killing a
+worker's group leaves the job running; a test that means "the worker died mid-job" kills the
+whole family instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def processes() -> dict[int, tuple[int, str, str]]:
+    """Every live process: pid -> (parent pid, state, command line)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+        found[int(stat.parent.name)] = (int(fields[1]), fields[0], cmdline)
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes `pid` started, and theirs."""
+    table, found, frontier = processes(), set(), {pid}
+    while frontier:
+        frontier = {child for child, (parent, _, _) in table.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> list[str]:
+    """Command lines of those of `pids` still running (zombies count as gone)."""
+    table = processes()
+    return [table[pid][2] for pid in pids if pid in table and table[pid][1] != "Z"]
+
+
+def kill_family(pid: int) -> None:
+    """SIGKILL `pid` and every descendant at once, as a crash of the machine would."""
+    family = descendants(pid) | {pid}
+    for member in family:  # freeze first, so nobody forks or writes meanwhile
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGSTOP)
+    for member in descendants(pid) | family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+def wait_until_gone(pids: set[int], timeout: float = 40) -> list[str]:
+    """Wait for `pids` to end; returns the command lines of those still running."""
+    deadline = time.monotonic() + timeout
+    while (left := alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
