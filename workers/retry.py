@@ -7,12 +7,18 @@ RQ's scheduler after a delay computed here (RQ's own `Retry` has no exponential 
 jitter): exponential from the route's base delay, capped, jittered, and never sooner than the
 server's `Retry-After` or the catalog's minimum delay (131049: 24 hours). When the attempts
 run out the event is alerted ("retry exhausted") and kept as a dead letter.
+
+Every resend job not yet finished is also listed in `PENDING`, written in the same transaction
+that queues it and cleared in the one that records how it ended: RQ alone can lose a job (a
+worker that pops one and dies before its work horse marks it started leaves it in no queue and
+no registry), and `recover`, run by every worker's maintenance, queues such a job again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import random
 import time
@@ -22,8 +28,11 @@ from dataclasses import replace
 import redis
 from prometheus_client import Counter, Histogram
 from rq import Retry, get_current_job
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 
-from workers import deadletter, ledger
+from workers import deadletter, ledger, logs
 from workers.connection import connect
 from workers.delivery import post_json
 from workers.enrich import primary_error
@@ -41,9 +50,22 @@ LOST_JOB_RETRY = Retry(max=3)
 re-queues an abandoned job with retries left at maintenance, else it would leave no trace.
 A resend may then reach the endpoint twice; its `webhook-id` is stable for deduplication."""
 
+PENDING = "wastatus:retry:pending"
+"""Sorted set of the resend job ids not finished yet, scored by when each is due."""
+
+SUSPECTS = "wastatus:retry:suspects"
+"""Hash: job id → when `recover` first found that overdue job in no RQ queue or registry."""
+
+RECOVER_GRACE_SECONDS = 10.0
+"""A resend job this overdue is looked for in RQ; one found missing twice, this far apart, is
+lost (a live worker holds a job it popped but has not started for milliseconds, not seconds)."""
+
+logger = logging.getLogger("wastatus.retry")
+
 RETRIES = Counter(
     "wastatus_retries",
-    "Resend requests by outcome (scheduled, delivered, rescheduled, exhausted, no_endpoint).",
+    "Resend requests by outcome (scheduled, delivered, rescheduled, exhausted, no_endpoint,"
+    " recovered).",
     ["outcome"],
 )
 RESEND_SECONDS = Histogram(
@@ -99,6 +121,7 @@ def schedule_first(
     for event, chosen in items:
         args = (event, chosen.to_dict(), 1)
         delay = min_delay(event)
+        pipe.zadd(PENDING, {job_id(event, 1): now + max(0.0, delay)})
         if delay <= 0:
             immediate.append(
                 queue.prepare_data(
@@ -142,9 +165,11 @@ def resend(event: dict, route: dict, attempt: int) -> dict:
     chosen = Route.from_dict(route)
     schedule = chosen.retry or RetrySchedule()
     url = env.get("WASTATUS_RETRY_URL", "").strip()
+    this_job = job_id(event, attempt)
     if not url:
         RETRIES.labels("no_endpoint").inc()
         _alert(connection, event, attempt - 1, "no resend endpoint configured")
+        connection.zrem(PENDING, this_job)
         return {"outcome": "alerted", "reason": "no WASTATUS_RETRY_URL"}
     body = request_body(event, attempt)
     headers = sign_standard_webhook(
@@ -160,36 +185,108 @@ def resend(event: dict, route: dict, attempt: int) -> dict:
     RESEND_SECONDS.observe(time.monotonic() - started)
     if result.ok:
         RETRIES.labels("delivered").inc()
-        if event.get("ledger", True):
-            ledger.record(connection, "resent", [event["event_id"]])
+        with connection.pipeline(transaction=True) as pipe:
+            if event.get("ledger", True):
+                ledger.record(pipe, "resent", [event["event_id"]])
+            pipe.zrem(PENDING, this_job)
+            pipe.execute()
         return {"outcome": "resent", "attempt": attempt, "status": result.status}
     if attempt >= schedule.attempts:
         RETRIES.labels("exhausted").inc()
         reason = f"no resend accepted after {attempt} attempts; last: {result.error}"
         _alert(connection, event, attempt, reason)
-        deadletter.put(
-            connection,
-            "retry",
-            {"event": _original(event), "attempts": attempt, "last_status": result.status},
-            reason,
-        )
+        with connection.pipeline(transaction=True) as pipe:
+            deadletter.put(
+                pipe,
+                "retry",
+                {"event": _original(event), "attempts": attempt, "last_status": result.status},
+                reason,
+            )
+            pipe.zrem(PENDING, this_job)
+            pipe.execute()
         return {"outcome": "exhausted", "attempt": attempt, "error": result.error}
     delay = next_delay(
         attempt + 1, schedule, random.random(), result.retry_after_seconds, min_delay(event)
     )
-    get_queue(connection, RETRY).enqueue_in(
-        dt.timedelta(seconds=delay),
-        RESEND_JOB,
-        event,
-        route,
-        attempt + 1,
-        job_id=job_id(event, attempt + 1),
-        result_ttl=RESULT_TTL,
-        failure_ttl=FAILURE_TTL,
-        retry=LOST_JOB_RETRY,
-    )
+    following = job_id(event, attempt + 1)
+    with connection.pipeline(transaction=True) as pipe:
+        get_queue(connection, RETRY).enqueue_in(
+            dt.timedelta(seconds=delay),
+            RESEND_JOB,
+            event,
+            route,
+            attempt + 1,
+            job_id=following,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            retry=LOST_JOB_RETRY,
+            pipeline=pipe,
+        )
+        pipe.zadd(PENDING, {following: time.time() + delay})
+        pipe.zrem(PENDING, this_job)
+        pipe.execute()
     RETRIES.labels("rescheduled").inc()
     return {"outcome": "rescheduled", "attempt": attempt, "delay": delay, "error": result.error}
+
+
+_CHECK = """
+local pending, suspects, job, queue, scheduled = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local status = redis.call('HGET', job, 'status')
+if not status or status == 'finished' or status == 'failed' or status == 'stopped'
+    or status == 'canceled' then
+  -- ended (a crash is the failed registry's to show) or gone: nothing left to watch
+  redis.call('ZREM', pending, id)
+  redis.call('HDEL', suspects, id)
+  return 'ended'
+end
+local waiting = true  -- 'started': RQ re-queues an abandoned job (LOST_JOB_RETRY)
+if status == 'queued' then
+  waiting = redis.call('LPOS', queue, id) ~= false
+elseif status == 'scheduled' then
+  waiting = redis.call('ZSCORE', scheduled, id) ~= false
+end
+if waiting then
+  redis.call('HDEL', suspects, id)
+  return 'waiting'
+end
+local first = tonumber(redis.call('HGET', suspects, id) or '-1')
+if first < 0 then
+  redis.call('HSET', suspects, id, ARGV[2])
+  return 'suspect'
+end
+if now - first < grace then return 'suspect' end
+redis.call('HDEL', suspects, id)
+return 'lost'
+"""
+
+
+def recover(
+    connection: redis.Redis, now: float | None = None, grace: float = RECOVER_GRACE_SECONDS
+) -> int:
+    """Queue again the resend jobs RQ lost (popped by a worker that died before starting
+    them: in no queue and no registry); returns how many."""
+    current = time.time() if now is None else now
+    queue = get_queue(connection, RETRY)
+    scheduled = ScheduledJobRegistry(queue=queue)
+    check = connection.register_script(_CHECK)
+    recovered = 0
+    for raw in connection.zrangebyscore(PENDING, "-inf", current - grace, start=0, num=100):
+        job_key = Job.key_for(raw.decode())
+        keys = [PENDING, SUSPECTS, job_key, queue.key, scheduled.key]
+        if check(keys=keys, args=[raw, current, grace]) != b"lost":
+            continue
+        job = Job.fetch(raw.decode(), connection=connection, serializer=JSONSerializer)
+        with connection.pipeline(transaction=True) as pipe:
+            queue.enqueue_job(job, pipeline=pipe)  # first: it starts the pipeline's MULTI
+            # its stale executions must not make RQ's cleanup run it a second time
+            StartedJobRegistry(queue=queue).remove_executions(job, pipeline=pipe)
+            pipe.zadd(PENDING, {job.id: current})
+            pipe.execute()
+        logs.log(logger, "retry.recovered", logging.WARNING, job_id=job.id)
+        recovered += 1
+    RETRIES.labels("recovered").inc(recovered)
+    return recovered
 
 
 def _original(event: Mapping) -> dict:

@@ -31,6 +31,8 @@ class MaintainedWorker(Worker):
     wastatus code recovers its work only when it next runs: overdue flushes and deliveries in
     `alerts.submit` (so only when new failures arrive), orphaned drain batches in the next drain
     job (so only when a webhook asks for one). With no new traffic they would wait forever.
+    A resend job popped by a worker that died before starting it is in no queue and no
+    registry, and RQ's `Retry` never sees it: only `retry.recover` queues it again.
     """
 
     def run_maintenance_tasks(self) -> None:
@@ -39,11 +41,13 @@ class MaintainedWorker(Worker):
 
 
 def recover_stranded(connection: redis.Redis) -> None:
-    """Re-issue overdue flushes and deliveries; ask for a drain while batches are claimed."""
-    from workers import alerts, drain  # the job modules; only the maintenance needs them
+    """Re-issue overdue flushes, deliveries and lost resends; ask for a drain while batches
+    are claimed."""
+    from workers import alerts, drain, retry  # the job modules; only the maintenance needs them
 
     try:
         alerts.recover(connection)
+        retry.recover(connection)
         if connection.scard(drain.CLAIMS) or connection.llen(intake.INBOX):
             drain.request_drain(connection)
     except redis.RedisError as error:

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rq import SimpleWorker
-from rq.registry import ScheduledJobRegistry
+from rq import SimpleWorker, Worker
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from tests.conftest import load_fixture
 from tests.receiver import Reply
-from workers import alerts, deadletter, intake, ledger, queues
+from workers import alerts, deadletter, intake, ledger, queues, retry, runner
 from workers.retry import backoff_delay, next_delay
 from workers.rules import RetrySchedule
 from workers.signing import generate_secret, verify_standard_webhook
@@ -209,6 +210,91 @@ class TestResend:
         work(redis)
         body = resend_env.wait_for(1)[0].body
         assert json.loads(body.decode("utf-8"))["catalog"]["action"]["ja"]
+
+
+def lost_resend(redis) -> str:
+    """Drain one transient failure, then do what a worker did in the chaos run that lost one:
+    pop its resend job and record the execution, then die before the work horse starts it
+    (Redis restarted under it). Returns the job id."""
+    event = failed_event(131043)
+    intake.store(redis, [event])
+    qs = [queues.get_queue(redis, queues.EVENTS)]
+    SimpleWorker(qs, connection=redis, serializer=JSONSerializer).work(burst=True)
+    every = [queues.get_queue(redis, name) for name in queues.ALL]
+    doomed = Worker(every, connection=redis, serializer=JSONSerializer, name="doomed")
+    job, queue = doomed.dequeue_job_and_maintain_ttl(timeout=None)
+    assert queue.name == queues.RETRY and job.id == retry.job_id(event, 1)
+    doomed.prepare_execution(job)  # the worker's side; its work horse never ran
+    return job.id
+
+
+class TestLostJob:
+    def test_job_popped_by_a_dying_worker_is_resent_once(self, redis, resend_env):
+        """A resend job popped by a worker that died before starting it is in no queue, and
+        RQ's abandoned-job cleanup drops it (its status is still "queued"); `recover` finds it
+        missing twice, a grace apart, and queues it again: resent once, the ledger balances."""
+        job_id = lost_resend(redis)
+        queue = queues.get_queue(redis, queues.RETRY)
+        started = StartedJobRegistry(queue=queue)
+        later = time.time() + 3600  # the execution's heartbeat has long lapsed
+        started.cleanup(timestamp=later)
+        # RQ alone: the job is nowhere, and nothing would ever run it
+        assert queue.job_ids == [] and started.get_job_ids(cleanup=False) == []
+        assert job_id not in FailedJobRegistry(queue=queue)
+        assert queue.fetch_job(job_id).get_status() == JobStatus.QUEUED
+        assert retry.recover(redis, now=later) == 0  # first seen missing: a suspect
+        assert retry.recover(redis, now=later + retry.RECOVER_GRACE_SECONDS - 1) == 0
+        assert retry.recover(redis, now=later + retry.RECOVER_GRACE_SECONDS) == 1
+        assert queue.job_ids == [job_id]
+        work(redis)
+        [request] = resend_env.wait_for(1)
+        event_id = request.json()["event_id"]
+        assert ledger.outcomes_of(redis, [event_id]) == {event_id: "resent"}
+        assert redis.zcard(retry.PENDING) == 0 and redis.hlen(retry.SUSPECTS) == 0
+        assert retry.recover(redis, now=later + 3600) == 0
+        started.cleanup(timestamp=later + 3600)
+        work(redis)
+        assert len(resend_env.requests) == 1
+
+    def test_job_being_started_is_left_alone(self, redis, resend_env):
+        """A job a live worker has just popped is missing from the queue for milliseconds:
+        seen so once it is only a suspect, and a job back in the queue is cleared of suspicion."""
+        job_id = lost_resend(redis)
+        queue = queues.get_queue(redis, queues.RETRY)
+        later = time.time() + 3600
+        assert retry.recover(redis, now=later) == 0
+        queue.enqueue_job(queue.fetch_job(job_id))  # it turned up again (say, RQ's own Retry)
+        assert retry.recover(redis, now=later + 3600) == 0
+        assert queue.job_ids == [job_id] and redis.hlen(retry.SUSPECTS) == 0
+
+    def test_waiting_and_finished_jobs_are_not_requeued(self, redis, resend_env):
+        """Queued, scheduled (the scheduler down) and finished resends are never queued again;
+        a finished one leaves the pending list."""
+        resend_env.script(Reply(500))
+        intake.store(redis, [failed_event(131043, 1), failed_event(130429, 2)])
+        work(redis)  # one resend failed and is rescheduled, one waits for the catalog's 60 s
+        intake.store(redis, [failed_event(131043, 3)])
+        qs = [queues.get_queue(redis, queues.EVENTS)]
+        SimpleWorker(qs, connection=redis, serializer=JSONSerializer).work(burst=True)
+        assert redis.zcard(retry.PENDING) == 3  # attempt 2, the delayed first, the queued one
+        far = time.time() + 7 * 86400
+        for step in range(3):
+            assert retry.recover(redis, now=far + step * 3600) == 0
+        assert len(scheduled(redis)) == 2 and len(queues.get_queue(redis, queues.RETRY)) == 1
+        work(redis)
+        assert redis.zcard(retry.PENDING) == 2 and redis.hlen(retry.SUSPECTS) == 0
+
+    def test_worker_maintenance_recovers_a_lost_resend(self, redis, resend_env):
+        """A worker's maintenance runs `retry.recover`, so a lost resend goes out with no new
+        traffic."""
+        job_id = lost_resend(redis)
+        StartedJobRegistry(queue=queues.get_queue(redis, queues.RETRY)).cleanup(time.time() + 3600)
+        long_ago = time.time() - 3600
+        redis.zadd(retry.PENDING, {job_id: long_ago})  # due an hour ago
+        redis.hset(retry.SUSPECTS, job_id, long_ago)  # and missing since
+        runner.recover_stranded(redis)
+        work(redis)
+        assert len(resend_env.wait_for(1)) == 1
 
 
 class TestEndToEnd:
