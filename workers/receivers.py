@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from workers import alert_text, config
+from workers import alert_text, config, logs
 from workers.delivery import DeliveryResult, post_json
 from workers.signing import InvalidSecret, secret_key, sign_standard_webhook
 
@@ -220,12 +220,9 @@ def _send_apprise(
 
 
 def _send_log(alert: dict, env: Mapping[str, str]) -> Attempt:
+    """One structured log line (the alert as fields, not a JSON string inside the line)."""
     lang = alert_text.language(env)
-    log.warning(
-        "%s",
-        json.dumps({"event": "alert", "title": alert_text.title(alert, lang), "alert": alert},
-                   ensure_ascii=False),
-    )  # fmt: skip
+    logs.log(log, "alert", logging.WARNING, title=alert_text.title(alert, lang), alert=alert)
     return Attempt(True)
 
 
