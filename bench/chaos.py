@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -67,6 +68,16 @@ SYSTEM_ENV = {
     "WASTATUS_WORKER_TTL": "20",
 }
 """Short waits, intervals and retry delays so the system drains within seconds of the load."""
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 @dataclass
@@ -199,7 +210,7 @@ class Harness:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            start_new_session=True,  # its own process group: a kill takes its job with it
+            start_new_session=True,  # its own process group (its work horse makes one of its own)
         )
 
     def stop(self) -> None:
@@ -326,7 +337,13 @@ class Harness:
         return job.func_name if job is not None else None
 
     def _kill(self, name: str, process: subprocess.Popen, function: str, scheduler: bool) -> None:
-        os.killpg(process.pid, signal.SIGKILL)  # the worker, its job's process, its scheduler
+        # RQ's work horse puts itself in a process group of its own: kill it by pid as well,
+        # or the job would run on to its end and nothing would have died mid-job.
+        horses = _children(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)  # the worker and its scheduler
+        for pid in horses:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait()
         del self.workers[name]
         self.killed.append({"worker": name, "job": function, "ran_scheduler": scheduler})
