@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 from prometheus_client import Counter
 
-from workers import intake
+from workers import intake, ledger
 
 DEAD = "wastatus:dead"
 """Hash: dead-letter id → JSON {id, kind, item, reason, created_at, replays}."""
@@ -105,6 +105,11 @@ def count(connection: redis.Redis) -> int:
     return int(connection.zcard(INDEX))
 
 
+def _remove(pipe: redis.Redis, dead_id: str) -> None:
+    pipe.hdel(DEAD, dead_id)
+    pipe.zrem(INDEX, dead_id)
+
+
 def replay(connection: redis.Redis, dead_id: str) -> dict:
     """Send a dead letter around again and remove it; returns what was done.
 
@@ -118,14 +123,19 @@ def replay(connection: redis.Redis, dead_id: str) -> dict:
         from workers import notifications  # import here: notifications imports this module
 
         done = {"requeued": "notification", "id": notifications.redeliver(connection, entry.item)}
+        with connection.pipeline() as pipe:
+            _remove(pipe, dead_id)
+            pipe.execute()
     else:
         event = entry.item.get("event", entry.item)
-        connection.lpush(intake.INBOX, json.dumps(event, ensure_ascii=False))
+        with connection.pipeline() as pipe:
+            # The event goes round again from the start, so its first outcome is forgotten in
+            # the same transaction: it will end in one outcome again, not in a conflict.
+            ledger.reopen(pipe, [event.get("event_id")])
+            pipe.lpush(intake.INBOX, json.dumps(event, ensure_ascii=False))
+            _remove(pipe, dead_id)
+            pipe.execute()
         intake.schedule_drain(connection)
         done = {"requeued": "inbox", "event_id": event.get("event_id")}
-    with connection.pipeline() as pipe:
-        pipe.hdel(DEAD, dead_id)
-        pipe.zrem(INDEX, dead_id)
-        pipe.execute()
     DEAD_LETTERS_REPLAYED.labels(entry.kind).inc()
     return {"id": dead_id, "kind": entry.kind, **done}

@@ -67,6 +67,22 @@ return {added, conflicts}
 """
 
 
+_REOPEN = """
+local reopened = 0
+for i = 2, #KEYS do
+  for j = 1, #ARGV do
+    local before = redis.call('HGET', KEYS[i], ARGV[j])
+    if before then
+      redis.call('HDEL', KEYS[i], ARGV[j])
+      redis.call('HINCRBY', KEYS[1], before, -1)
+      reopened = reopened + 1
+    end
+  end
+end
+return reopened
+"""
+
+
 def day_key(when: float) -> str:
     """The ledger hash for the UTC day of `when`."""
     return DAY_PREFIX + time.strftime("%Y%m%d", time.gmtime(when))
@@ -84,6 +100,17 @@ def record(
     current = time.time() if now is None else now
     keys = [day_key(current), day_key(current - 86400), COUNTS, CONFLICTS, CONFLICT_LOG]
     pipe.register_script(_RECORD)(keys=keys, args=[outcome, KEEP_SECONDS, *ids], client=pipe)
+
+
+def reopen(pipe: redis.Redis, event_ids: Iterable[str], now: float | None = None) -> None:
+    """Forget the outcome of `event_ids` (and take them out of its count), so that an event
+    sent around again by a replay ends in one outcome, not a conflict. Joins a pipeline."""
+    ids = [event_id for event_id in event_ids if event_id]
+    if not ids:
+        return
+    current = time.time() if now is None else now
+    days = [day_key(current - day * 86400) for day in range(DAYS_KEPT)]
+    pipe.register_script(_REOPEN)(keys=[COUNTS, *days], args=ids, client=pipe)
 
 
 def summary(connection: redis.Redis) -> dict:

@@ -78,3 +78,30 @@ class TestReplay:
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"dead"}
         assert ledger.summary(redis)["conflicts"] == 0
+
+
+class TestReplayLedger:
+    def test_a_replayed_event_ends_in_one_outcome_not_a_conflict(
+        self, redis, tmp_path, monkeypatch
+    ):
+        """An exhausted resend, alerted, replayed, then dropped: one outcome, no conflict."""
+        from rq import SimpleWorker
+        from rq.serializers import JSONSerializer
+
+        from workers import queues
+
+        rules = tmp_path / "rules.yaml"
+        rules.write_text("routes:\n  - name: drop-all\n    action: drop\n")
+        monkeypatch.setenv("WASTATUS_RULES", str(rules))
+        event = enriched(131000, 1)[0]
+        ledger.record(redis, "alerted", [event["event_id"]])
+        dead_id = deadletter.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
+
+        deadletter.replay(redis, dead_id)
+        worker_queues = [queues.get_queue(redis, name) for name in queues.ALL]
+        SimpleWorker(worker_queues, connection=redis, serializer=JSONSerializer).work(burst=True)
+
+        assert ledger.outcomes_of(redis, [event["event_id"]]) == {event["event_id"]: "dropped"}
+        summary = ledger.summary(redis)
+        assert summary["conflicts"] == 0
+        assert (summary["outcomes"]["alerted"], summary["outcomes"]["dropped"]) == (0, 1)
