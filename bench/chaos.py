@@ -37,7 +37,7 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from bench._receiver import FaultyEndpoint
-from bench._servers import Gunicorn, procfile_config
+from bench._servers import Gunicorn, children, procfile_config
 from bench._traffic import RULES, UNAUTH_MARKER, Send, Traffic
 from bench.loadgen import percentile, send
 from webhook import quarantine
@@ -68,16 +68,6 @@ SYSTEM_ENV = {
     "WASTATUS_WORKER_TTL": "20",
 }
 """Short waits, intervals and retry delays so the system drains within seconds of the load."""
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (read from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
 
 
 @dataclass
@@ -339,7 +329,7 @@ class Harness:
     def _kill(self, name: str, process: subprocess.Popen, function: str, scheduler: bool) -> None:
         # RQ's work horse puts itself in a process group of its own: kill it by pid as well,
         # or the job would run on to its end and nothing would have died mid-job.
-        horses = _children(process.pid)
+        horses = children(process.pid)
         os.killpg(process.pid, signal.SIGKILL)  # the worker and its scheduler
         for pid in horses:
             with contextlib.suppress(ProcessLookupError):
