@@ -320,13 +320,7 @@ def _settings(
         return {}
     if path == "defaults":
         _unknown(raw, DEFAULT_KEYS, path, problems)
-    found: dict[str, Any] = {}
-    for key in ("group_wait", "group_interval", "repeat_interval"):
-        if key in raw:
-            try:
-                found[key] = parse_duration(raw[key])
-            except ValueError as error:
-                problems.append(f"{path}.{key}: {error}")
+    found = _durations(raw, ("group_wait", "group_interval", "repeat_interval"), path, problems)
     if "receivers" in raw:
         found["receivers"] = _names(raw["receivers"], f"{path}.receivers", problems)
     if "group_by" in raw:
@@ -339,6 +333,20 @@ def _settings(
         found["group_by"] = group_by
     if "retry" in raw:
         found["retry"] = _schedule(raw["retry"], f"{path}.retry", inherited["retry"], problems)
+    return found
+
+
+def _durations(
+    raw: Mapping, keys: tuple[str, ...], path: str, problems: list[str]
+) -> dict[str, Any]:
+    """Those of `keys` present in `raw`, parsed as durations; bad ones become problems."""
+    found: dict[str, Any] = {}
+    for key in keys:
+        if key in raw:
+            try:
+                found[key] = parse_duration(raw[key])
+            except ValueError as error:
+                problems.append(f"{path}.{key}: {error}")
     return found
 
 
@@ -362,12 +370,7 @@ def _schedule(raw: Any, path: str, inherited: RetrySchedule, problems: list[str]
             problems.append(f"{path}.attempts: must be a whole number from 1 to 50")
         else:
             values["attempts"] = attempts
-    for key in ("base_delay", "max_delay"):
-        if key in raw:
-            try:
-                values[key] = parse_duration(raw[key])
-            except ValueError as error:
-                problems.append(f"{path}.{key}: {error}")
+    values.update(_durations(raw, ("base_delay", "max_delay"), path, problems))
     if "jitter" in raw:
         if raw["jitter"] not in JITTERS:
             problems.append(f"{path}.jitter: must be one of {', '.join(JITTERS)}")
