@@ -139,7 +139,9 @@ def _read_items(
         if schemas.plainly_valid_status(raw):  # most statuses did not fail: count them, cheaply
             reading.statuses[(api, raw["status"])] += 1
             continue
-        status = _load(schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading)
+        status = schemas.plain_failed_status(raw) or _load(
+            schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading
+        )
         if status is None:
             continue
         reading.statuses[(api, status["status"])] += 1
