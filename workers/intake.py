@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 import redis
-from redis.commands.core import Script
 
+from workers.held_script import HeldScript
 from workers.queues import EVENTS, get_queue
 
 INBOX = "wastatus:inbox"
@@ -36,7 +36,7 @@ DEFAULT_DEDUP_SECONDS = 8 * 86400
 DRAIN_JOB = "workers.drain.drain_inbox"
 
 _STORE_SCRIPT = files("workers").joinpath("intake_store.lua").read_text()
-_store_scripts: weakref.WeakKeyDictionary[redis.Redis, Script] = weakref.WeakKeyDictionary()
+_store_scripts: weakref.WeakKeyDictionary[redis.Redis, HeldScript] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ def store(
     keys = [INBOX, DRAIN_FLAG, *(SEEN_PREFIX + event["event_id"] for event in events)]
     args = [dedup_seconds, DRAIN_FLAG_SECONDS, *(json.dumps(event) for event in events)]
     script = _store_scripts.get(connection)
-    if script is None:  # registering hashes the script text: once per client, not per call
-        script = _store_scripts[connection] = connection.register_script(_STORE_SCRIPT)
-    stored, schedule = script(keys=keys, args=args)
+    if script is None:  # one per client: it keeps connections of its own for this call
+        script = _store_scripts[connection] = HeldScript(connection, _STORE_SCRIPT)
+    stored, schedule = script(keys, args)
     if schedule:
         schedule_drain(connection)
     return StoreResult(int(stored), len(events) - int(stored))

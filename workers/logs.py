@@ -100,6 +100,10 @@ def scrub(value: Any, pii: bool = False) -> Any:
     return value
 
 
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
+"""Made once: `json.dumps` with options builds a new encoder on every call."""
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: ts, level, logger, event, then the record's fields."""
 
@@ -119,7 +123,7 @@ class JsonFormatter(logging.Formatter):
             doc.update(scrub(fields, self.pii))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":"))
+        return _LINE_ENCODER.encode(doc)
 
 
 def log(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -147,7 +151,7 @@ def log_fields(
         return
     doc = {"ts": round(time.time(), 3), "level": logging.getLevelName(level).lower(),
            "logger": logger.name, "event": event, **fields}  # fmt: skip
-    line = json.dumps(doc, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+    line = _LINE_ENCODER.encode(doc) + "\n"
     with handler.lock:
         handler.stream.write(line)
         handler.stream.flush()
