@@ -10,7 +10,8 @@ end
 -- Ask for a drain job whenever work is waiting and none was asked for lately, duplicates
 -- included: a delivery retried after a lost enqueue must still get its events drained.
 local schedule = 0
-if redis.call('LLEN', KEYS[1]) > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+if (stored > 0 or redis.call('LLEN', KEYS[1]) > 0)
+    and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
   schedule = 1
 end
 return {stored, schedule}
