@@ -8,12 +8,12 @@ their path; the valid ones are still taken (their duplicates are dropped on repl
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import schemas
+from workers import fastjson
 from workers.intake import event_id
 
 CLOUD = "cloud"
@@ -49,7 +49,7 @@ def _flatten(messages: Any) -> str:
 def read_body(body: bytes, received_at: float) -> Reading:
     """Parse and read `body`; a body that is not JSON is a problem, never an exception."""
     try:
-        document = json.loads(body)
+        document = fastjson.loads(body)
     except (ValueError, RecursionError) as error:  # bad UTF-8 is a ValueError too
         reading = Reading()
         reading.problem("body", f"not JSON ({error.__class__.__name__})")

@@ -9,13 +9,13 @@ per `DRAIN_FLAG_SECONDS`, so a burst of requests costs one RQ enqueue, not one p
 from __future__ import annotations
 
 import hashlib
-import json
 import weakref
 from dataclasses import dataclass
 from importlib.resources import files
 
 import redis
 
+from workers import fastjson
 from workers.held_script import HeldScript
 from workers.queues import EVENTS, get_queue
 
@@ -37,10 +37,6 @@ DRAIN_JOB = "workers.drain.drain_inbox"
 
 _STORE_SCRIPT = files("workers").joinpath("intake_store.lua").read_text()
 _store_scripts: weakref.WeakKeyDictionary[redis.Redis, HeldScript] = weakref.WeakKeyDictionary()
-
-
-_compact = json.JSONEncoder(separators=(",", ":")).encode
-"""Events in the inbox without the spaces json.dumps puts in: less to send, keep and log."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ def store(
     if not events:
         return StoreResult(0, 0)
     keys = [INBOX, DRAIN_FLAG, *(SEEN_PREFIX + event["event_id"] for event in events)]
-    args = [dedup_seconds, DRAIN_FLAG_SECONDS, *(_compact(event) for event in events)]
+    args = [dedup_seconds, DRAIN_FLAG_SECONDS, *(fastjson.dumps(event) for event in events)]
     script = _store_scripts.get(connection)
     if script is None:  # one per client: it keeps connections of its own for this call
         script = _store_scripts[connection] = HeldScript(connection, _STORE_SCRIPT)

@@ -9,7 +9,6 @@ like a secret, wherever it is nested. Nothing here imports Flask.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -17,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workers import config
+from workers import config, fastjson
 
 PHONE_FIELDS = frozenset(
     {
@@ -100,10 +99,6 @@ def scrub(value: Any, pii: bool = False) -> Any:
     return value
 
 
-_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
-"""Made once: `json.dumps` with options builds a new encoder on every call."""
-
-
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: ts, level, logger, event, then the record's fields."""
 
@@ -123,7 +118,7 @@ class JsonFormatter(logging.Formatter):
             doc.update(scrub(fields, self.pii))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return _LINE_ENCODER.encode(doc)
+        return fastjson.log_line(doc)
 
 
 def log(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -151,7 +146,7 @@ def log_fields(
         return
     doc = {"ts": round(time.time(), 3), "level": logging.getLevelName(level).lower(),
            "logger": logger.name, "event": event, **fields}  # fmt: skip
-    line = _LINE_ENCODER.encode(doc) + "\n"
+    line = fastjson.log_line(doc) + "\n"
     with handler.lock:
         handler.stream.write(line)
         handler.stream.flush()
