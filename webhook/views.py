@@ -24,20 +24,21 @@ bp = Blueprint("webhook", __name__)
 
 
 @functools.cache
-def _counter(family: Counter, **labels: str) -> Counter:
-    """A labelled child, looked up once: `labels()` costs microseconds on every request."""
-    return family.labels(**labels)
+def _counter(family: Counter, *labels: str) -> Counter:
+    """A labelled child (label values in the family's order), looked up once: `labels()`
+    costs microseconds on every request."""
+    return family.labels(*labels)
 
 
 @bp.record_once
 def _show_both_results(_setup) -> None:
     """Both result series exist from the start, at 0, so rate() over them works at once."""
     for result in ("stored", "duplicate"):
-        _counter(metrics.EVENTS_STORED, result=result)
+        _counter(metrics.EVENTS_STORED, result)
 
 
 def _outcome(log: dict, name: str) -> None:
-    _counter(metrics.WEBHOOK_REQUESTS, outcome=name).inc()
+    _counter(metrics.WEBHOOK_REQUESTS, name).inc()
     log["outcome"] = name
 
 
@@ -86,15 +87,16 @@ def verify():
 def receive():
     state = current_app.extensions["wastatus"]
     settings = state.settings
-    log = logs.fields(request.environ)
+    req = request._get_current_object()  # once: each use of the proxy costs a lookup
+    log = logs.fields(req.environ)
     body = None
-    if _declared_length(request.environ) <= settings.max_body:
-        body = _read_body(request.stream, settings.max_body)
+    if _declared_length(req.environ) <= settings.max_body:
+        body = _read_body(req.stream, settings.max_body)
     if body is None:
         _outcome(log, "too_large")
         return error_response("body-too-large")
 
-    auth = authenticate(body, request, settings)
+    auth = authenticate(body, req, settings)
     if auth is None:
         _outcome(log, "unauthorized")
         return error_response("unauthorized")
@@ -103,7 +105,7 @@ def receive():
     reading = read_body(body, received_at)
     log |= logs.reading_fields(reading)
     for (api, status), count in reading.statuses.items():
-        _counter(metrics.STATUSES, api=api, status=status).inc(count)
+        _counter(metrics.STATUSES, api, status).inc(count)
     for name, count in reading.ignored_fields.items():
         metrics.FIELDS_IGNORED.labels(field=name).inc(count)
     if not reading.events and not reading.problems:
@@ -127,7 +129,7 @@ def receive():
 
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
-            _counter(metrics.EVENTS_STORED, result=result).inc(count)
+            _counter(metrics.EVENTS_STORED, result).inc(count)
     log |= {"stored": stored.stored, "duplicates": stored.duplicates, "quarantined": quarantine_id}
     if quarantine_id:
         _outcome(log, "quarantined")
