@@ -33,9 +33,14 @@ def dumps(value: Any) -> bytes:
         return _compact(value).encode()
 
 
-def log_line(value: dict) -> str:
-    """One log line's JSON: unicode kept, anything unknown written as its str()."""
+def log_bytes(value: dict) -> bytes:
+    """One log line's UTF-8 JSON: unicode kept, anything unknown written as its str()."""
     try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
-        return _line(value)
+        return _line(value).encode()
+
+
+def log_line(value: dict) -> str:
+    """`log_bytes` as text, for logging's formatters."""
+    return log_bytes(value).decode()

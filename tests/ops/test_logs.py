@@ -207,3 +207,37 @@ class TestJobLog:
                  if line["job_id"] == job.id]  # fmt: skip
         assert found[0]["outcome"] == "failed" and found[0]["level"] == "warning"
         assert job.id in queue.failed_job_registry.get_job_ids()
+
+
+class TestHotPathWrites:
+    def test_a_line_goes_whole_to_the_file_descriptor(self, capfd):
+        """Where stderr is a real descriptor, the hot path writes each line in one piece."""
+        logs.configure({})
+        logger = logging.getLogger("wastatus.test")
+        logs.log_fields(logger, "fd.line", {"title": "配信不可", "n": 1})
+        found = lines(capfd.readouterr().err, "fd.line")
+        assert [(line["title"], line["n"], line["level"]) for line in found] == [
+            ("配信不可", 1, "info")
+        ]
+
+    def test_text_written_before_comes_out_first(self, capfd):
+        """Text still buffered in the stream is flushed before the line's own write."""
+        import sys
+
+        logs.configure({})
+        sys.stderr.write("before:")
+        logs.log_fields(logging.getLogger("wastatus.test"), "fd.order", {})
+        assert capfd.readouterr().err.startswith('before:{"ts":')
+
+    def test_a_stderr_nobody_reads_does_not_fail_the_caller(self, monkeypatch):
+        """Logging must never fail a request: a broken pipe on stderr is swallowed."""
+        import os
+        import sys
+
+        logs.configure({})
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        with open(write_end, "w") as orphan:
+            monkeypatch.setattr(sys, "stderr", orphan)
+            logs.log_fields(logging.getLogger("wastatus.test"), "fd.broken", {"n": 1})
+            monkeypatch.undo()
