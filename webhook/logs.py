@@ -25,6 +25,13 @@ MAX_EVENT_IDS = 50
 """A 1000-status batch is logged with its first event ids and the total count."""
 
 ENVIRON_KEY = "wastatus.log_fields"
+NO_TRACE_KEY = "wastatus.no_trace"
+
+
+def leave_no_trace(environ: dict) -> None:
+    """Write no line for this request: an unauthenticated one leaves nothing but a counter,
+    so whoever floods the URL cannot fill the logs."""
+    environ[NO_TRACE_KEY] = True
 
 
 def fields(environ: dict) -> dict[str, Any]:
@@ -68,7 +75,7 @@ class RequestLog:
             return start_response(status, headers, exc_info)
 
         body = self.app(environ, remember_status)
-        if answered and logger.isEnabledFor(logging.INFO):
+        if answered and not environ.get(NO_TRACE_KEY) and logger.isEnabledFor(logging.INFO):
             self.write(environ, int(answered[-1][:3]), started)
         return body
 

@@ -99,6 +99,7 @@ def receive():
     auth = authenticate(body, req, settings)
     if auth is None:
         _outcome(log, "unauthorized")
+        logs.leave_no_trace(req.environ)
         return error_response("unauthorized")
 
     received_at = time.time()

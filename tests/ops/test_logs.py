@@ -131,12 +131,21 @@ class TestRequestLog:
         for secret in ("16505551234", "wamid.", ONPREM_TOKEN, APP_SECRET, "sha256="):
             assert secret not in written
 
-    def test_rejected_requests_are_logged_with_their_outcome(self, client, capsys):
-        """An unauthenticated POST logs its 401 and the unauthorized outcome."""
+    def test_unauthenticated_requests_leave_no_line_only_a_counter(self, client, scrape, capsys):
+        """A 401 writes no log line (whoever floods the URL cannot fill the logs); it counts."""
+        name, outcome = "wastatus_webhook_requests_total", "unauthorized"
+        counted = scrape().value(name, outcome=outcome)
         capsys.readouterr()
         client.post("/webhook", data=b"{}", content_type="application/json")
+        assert lines(capsys.readouterr().err, "http.request") == []
+        assert scrape().value(name, outcome=outcome) == counted + 1
+
+    def test_other_refusals_are_logged_with_their_outcome(self, post, capsys):
+        """A body over the limit is refused with 413 and logged."""
+        capsys.readouterr()
+        post.signed({"padding": "x" * (5 * 1024 * 1024)})
         line = lines(capsys.readouterr().err, "http.request")[0]
-        assert line["status"] == 401 and line["outcome"] == "unauthorized"
+        assert line["status"] == 413 and line["outcome"] == "too_large"
 
     def test_large_batches_log_a_bounded_list_of_ids(self, post, capsys):
         """A batch of many failures logs its count and at most MAX_EVENT_IDS ids."""
@@ -155,7 +164,7 @@ class TestRequestLog:
 
 class TestRequestModes:
     def test_failures_mode_skips_plain_200s(self, redis, redis_url, capsys):
-        """WASTATUS_LOG_REQUESTS=failures logs failures and refusals, not routine statuses."""
+        """WASTATUS_LOG_REQUESTS=failures logs failures, not routine statuses (nor 401s)."""
         from tests.conftest import Poster
         from webhook import create_app
 
@@ -166,7 +175,7 @@ class TestRequestModes:
         poster.signed(cloud_status("failed"))
         app.test_client().post("/webhook", data=b"{}")
         found = lines(capsys.readouterr().err, "http.request")
-        assert [(line["status"], line.get("events")) for line in found] == [(200, 1), (401, None)]
+        assert [(line["status"], line.get("events")) for line in found] == [(200, 1)]
 
     def test_none_mode_logs_no_request(self, redis, redis_url, capsys):
         """WASTATUS_LOG_REQUESTS=none writes no request line at all."""
