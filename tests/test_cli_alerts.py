@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,32 @@ def first_nid(redis) -> str:
     return redis.zrange(notifications.OUTBOX, 0, 0)[0].decode()
 
 
+def worker_env(redis_url: str, tmp_path, receiver, **more: str) -> dict[str, str]:
+    """The environment of a `wastatus worker` that alerts to `receiver` and nowhere else."""
+    env = {**os.environ, "REDIS_URL": redis_url, "WASTATUS_DATA_DIR": str(tmp_path),
+           "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts", **more}  # fmt: skip
+    for name in ("WASTATUS_RULES", "WASTATUS_RETRY_URL", "WASTATUS_ALERT_URLS"):
+        env.pop(name, None)
+    return env
+
+
+def start_worker(env: dict[str, str], **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "webhook.cli", "worker"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return subprocess.Popen(command, env=env, **quiet, **popen)
+
+
+@contextmanager
+def running_worker(env: dict[str, str]):
+    """A `wastatus worker` process for the block, stopped as a process manager would."""
+    worker = start_worker(env)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(20)
+
+
 class TestEndToEnd:
     def test_webhook_to_alert_through_a_worker_process(
         self, post, redis, redis_url, receiver, tmp_path
@@ -130,22 +157,8 @@ class TestEndToEnd:
         """A signed failed-status webhook becomes one alert at the receiver via `wastatus
         worker`, and the ledger says alerted."""
         assert post.fixture("cloud/failed_131049.json").status_code == 200
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "WASTATUS_GROUP_WAIT": "0",
-            "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts",
-            "WASTATUS_DATA_DIR": str(tmp_path),
-        }
-        for name in ("WASTATUS_RULES", "WASTATUS_RETRY_URL", "WASTATUS_ALERT_URLS"):
-            env.pop(name, None)
-        worker = subprocess.Popen([sys.executable, "-m", "webhook.cli", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
+        with running_worker(worker_env(redis_url, tmp_path, receiver, WASTATUS_GROUP_WAIT="0")):
             [request] = receiver.wait_for(1, timeout=30)
-        finally:
-            worker.terminate()
-            worker.wait(20)
         alert = request.json()
         assert alert["status"] == "firing"
         assert alert["alerts"][0]["code"] == 131049
@@ -158,15 +171,11 @@ class TestEndToEnd:
         """A worker SIGKILLed while its flush job waits on the receiver: RQ's abandoned-job
         cleanup runs the job again, which finishes the delivery; the ledger says alerted."""
         receiver.script(Reply(200, delay=5), times=1)  # the first POST hangs (recorded at 5 s)
-        env = {**os.environ, "REDIS_URL": redis_url, "WASTATUS_DATA_DIR": str(tmp_path),
-               "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts",
-               "WASTATUS_HTTP_TIMEOUT": "60"}  # fmt: skip
+        env = worker_env(redis_url, tmp_path, receiver, WASTATUS_HTTP_TIMEOUT="60")
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", env["WASTATUS_ALERT_WEBHOOK_URL"])
         events = enriched(131049, 3)
         alerts.submit(redis, events, route(group_wait=0))
-        worker = subprocess.Popen([sys.executable, "-m", "webhook.cli", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)  # fmt: skip
+        worker = start_worker(env, start_new_session=True)
         try:
             deadline = time.monotonic() + 30
             while not redis.zcard(notifications.OUTBOX) and time.monotonic() < deadline:
@@ -196,15 +205,8 @@ class TestEndToEnd:
         redis.delete(*redis.keys("rq:scheduled:*"))  # the scheduled flush is gone
         gid = alerts.group_id(alerts.group_label(events[0], the_route))
         redis.zadd(alerts.GROUPS, {gid: time.time() - 3600})  # and it was due an hour ago
-        env = {**os.environ, "REDIS_URL": redis_url, "WASTATUS_DATA_DIR": str(tmp_path),
-               "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts"}  # fmt: skip
-        worker = subprocess.Popen([sys.executable, "-m", "webhook.cli", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
+        with running_worker(worker_env(redis_url, tmp_path, receiver)):
             [request] = receiver.wait_for(1, timeout=30)
-        finally:
-            worker.terminate()
-            worker.wait(20)
         assert request.json()["count"] == 2
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"alerted"}
