@@ -267,8 +267,7 @@ def _finish(
         pipe.expire(events_key(nid), KEEP_SECONDS)
         if dead_item is not None:
             deadletter.put(pipe, "alert", {**dead_item, "event_ids": ids}, reason)
-        if not state.get("replay_of"):  # a replayed dead letter's events are already "dead"
-            ledger.record(pipe, "alerted" if outcome == "delivered" else "dead", ids)
+        ledger.record(pipe, "alerted" if outcome == "delivered" else "dead", ids)
         pipe.execute()
 
 
@@ -287,7 +286,10 @@ def _dead(connection: redis.Redis, nid: str, state: Mapping[str, str], errors: l
 
 
 def redeliver(connection: redis.Redis, item: Mapping) -> str:
-    """Send a dead-lettered notification again from the first receiver; returns the new id."""
+    """Send a dead-lettered notification again from the first receiver; returns the new id.
+
+    Its events' `dead` outcome is forgotten in the same transaction, so they end in the
+    outcome of this delivery (alerted, or dead again), not in a conflict."""
     nid = new_id()
     now = time.time()
     first = job_id(nid, 1)
@@ -300,6 +302,7 @@ def redeliver(connection: redis.Redis, item: Mapping) -> str:
         })  # fmt: skip
         if item.get("event_ids"):
             pipe.sadd(events_key(nid), *item["event_ids"])
+            ledger.reopen(pipe, item["event_ids"])
         pipe.zadd(OUTBOX, {nid: now})
         pipe.execute()
     enqueue(connection, nid, first, 0.0)

@@ -74,10 +74,32 @@ class TestReplay:
         assert replayed["count"] == 4
         assert replayed["replay_of"] == dead.item["notification_id"]
         assert deadletter.count(redis) == 0
-        # the events keep their one outcome: dead (the ledger never counts an event twice)
+        # delivered at last: the events end alerted, their dead outcome forgotten, no conflict
+        outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
+        assert set(outcomes.values()) == {"alerted"}
+        summary = ledger.summary(redis)
+        assert summary["conflicts"] == 0
+        assert summary["outcomes"].get("dead", 0) == 0 and summary["outcomes"]["alerted"] == 4
+
+    def test_a_replayed_alert_that_dies_again_is_dead_once(self, redis, receiver, monkeypatch):
+        """Replayed while the receiver is still down: a new dead letter, events dead once."""
+        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
+        monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
+        monkeypatch.delenv("WASTATUS_RULES", raising=False)
+        monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
+        receiver.default = Reply(500)
+        events = enriched(131049, 3)
+        alerts.submit(redis, events, route())
+        drive(redis, lambda: deadletter.count(redis) == 1)
+        [dead] = deadletter.entries(redis)
+        deadletter.replay(redis, dead.id)
+        drive(redis, lambda: len(receiver.requests) >= 2 and deadletter.count(redis) == 1)
+        [again] = deadletter.entries(redis)
+        assert again.id != dead.id and again.item["event_ids"]
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"dead"}
-        assert ledger.summary(redis)["conflicts"] == 0
+        summary = ledger.summary(redis)
+        assert summary["conflicts"] == 0 and summary["outcomes"]["dead"] == 3
 
 
 class TestReplayLedger:
