@@ -82,7 +82,7 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
     yield _gauge("wastatus_dead_letter_entries", "Dead letters waiting for a person.",
                  deadletter.count(connection))  # fmt: skip
     yield _gauge("wastatus_alert_groups_open", "Alert groups gathering or waiting to repeat.",
-                 len(alerts.open_groups(connection)))  # fmt: skip
+                 alerts.open_group_count(connection))  # fmt: skip
     yield _gauge("wastatus_silences_active", "Silences in force now.",
                  len(silences.active(connection)))  # fmt: skip
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",

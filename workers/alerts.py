@@ -399,6 +399,13 @@ def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in raw.items()}
 
 
+def open_group_count(connection: redis.Redis) -> int:
+    """How many alert groups are open, for /metrics: one EXISTS per thousand groups, where
+    `open_groups` reads every group whole."""
+    keys = [group_hash(raw.decode()) for raw in connection.zrange(GROUPS, 0, -1)]
+    return sum(connection.exists(*keys[i : i + 1000]) for i in range(0, len(keys), 1000))
+
+
 def open_groups(connection: redis.Redis) -> list[dict]:
     """The open alert groups, soonest flush first, for `wastatus status`."""
     gids = [raw.decode() for raw in connection.zrange(GROUPS, 0, -1)]
