@@ -11,6 +11,20 @@ from tests.workers.alerting import drive, enriched, route
 from workers import alerts, deadletter, intake, ledger
 
 
+def dead_alert(redis, receiver, monkeypatch, count: int):
+    """`count` events whose one alert died at `receiver` (answering 500, one attempt)."""
+    monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
+    monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
+    monkeypatch.delenv("WASTATUS_RULES", raising=False)
+    monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
+    receiver.default = Reply(500)
+    events = enriched(131049, count)
+    alerts.submit(redis, events, route())
+    drive(redis, lambda: deadletter.count(redis) == 1)
+    [dead] = deadletter.entries(redis)
+    return events, dead
+
+
 class TestStore:
     def test_put_list_and_count(self, redis):
         """Items come back whole, oldest first, and count says how many there are."""
@@ -57,15 +71,7 @@ class TestReplay:
 
     def test_dead_alert_replays_once_the_receiver_is_back(self, redis, receiver, monkeypatch):
         """A notification that died while the receiver was down is delivered on replay."""
-        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
-        monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
-        monkeypatch.delenv("WASTATUS_RULES", raising=False)
-        monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
-        receiver.default = Reply(500)
-        events = enriched(131049, 4)
-        alerts.submit(redis, events, route())
-        drive(redis, lambda: deadletter.count(redis) == 1)
-        [dead] = deadletter.entries(redis)
+        events, dead = dead_alert(redis, receiver, monkeypatch, 4)
         receiver.default = Reply(200)
         done = deadletter.replay(redis, dead.id)
         assert done["requeued"] == "notification"
@@ -83,15 +89,7 @@ class TestReplay:
 
     def test_a_replayed_alert_that_dies_again_is_dead_once(self, redis, receiver, monkeypatch):
         """Replayed while the receiver is still down: a new dead letter, events dead once."""
-        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
-        monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
-        monkeypatch.delenv("WASTATUS_RULES", raising=False)
-        monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
-        receiver.default = Reply(500)
-        events = enriched(131049, 3)
-        alerts.submit(redis, events, route())
-        drive(redis, lambda: deadletter.count(redis) == 1)
-        [dead] = deadletter.entries(redis)
+        events, dead = dead_alert(redis, receiver, monkeypatch, 3)
         deadletter.replay(redis, dead.id)
         drive(redis, lambda: len(receiver.requests) >= 2 and deadletter.count(redis) == 1)
         [again] = deadletter.entries(redis)
