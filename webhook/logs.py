@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 
 from webhook.payload import Reading
 from workers import logs
@@ -40,11 +40,6 @@ def fields(environ: dict) -> dict[str, Any]:
     if noted is None:
         noted = environ[ENVIRON_KEY] = {}
     return noted
-
-
-def note(**more: Any) -> None:
-    """Add fields to the current request's log line."""
-    fields(request.environ).update(more)
 
 
 def reading_fields(reading: Reading) -> dict[str, Any]:
