@@ -116,13 +116,13 @@ def _read_change(
     value, metadata = change.get("value"), None
     if isinstance(value, dict):
         metadata = value.get("metadata") or {}
-    context = None
-    if isinstance(metadata, dict):
-        context = {"api": CLOUD, "waba_id": waba_id}
-        context.update((key, metadata.get(key)) for key in METADATA_KEYS)
-    if context is None or not all(map(_optional_string, context.values())):
+    if not isinstance(metadata, dict) or not all(
+        _optional_string(metadata.get(key)) for key in METADATA_KEYS
+    ):
         reading.problem(path, "'value' must be an object whose 'metadata' holds string ids")
         return
+    context = {"api": CLOUD, "waba_id": waba_id}
+    context.update((key, metadata.get(key)) for key in METADATA_KEYS)
     _read_items(value, f"{path}.value.", reading, received_at, context)
 
 
