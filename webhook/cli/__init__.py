@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from webhook.cli import (
@@ -17,11 +19,18 @@ from webhook.cli import (
     up,
     worker,
 )
+from workers import settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """wastatus: WhatsApp Business status webhooks, every failure explained and routed."""
+    # Every command starts from validated settings: a bad one stops it here, not in a job later.
+    try:
+        settings.load()
+    except settings.SettingsError as error:
+        click.echo(error.report(), err=True, nl=False)
+        sys.exit(2)
 
 
 main.add_command(up.up)
