@@ -277,7 +277,7 @@ class Settings:
     retry_base_delay: float = setting("WASTATUS_RETRY_BASE_DELAY", _duration, 30.0, 0.001, 30 * DAY)
     retry_max_delay: float = setting("WASTATUS_RETRY_MAX_DELAY", _duration, 3600.0, 0.001, 30 * DAY)
     drain_batch: int = setting("WASTATUS_DRAIN_BATCH", _count, 500, 1, 5000)
-    drain_seconds: float = setting("WASTATUS_DRAIN_SECONDS", _duration, 10.0, 0.01, 3600)
+    drain_seconds: float = setting("WASTATUS_DRAIN_SECONDS", _duration, 10.0, 0, 3600)
     drain_lease: float = setting("WASTATUS_DRAIN_LEASE", _duration, 60.0, 1, DAY)
     drain_max_deliveries: int = setting("WASTATUS_DRAIN_MAX_DELIVERIES", _count, 5, 1, 1000)
     worker_maintenance: float = setting("WASTATUS_WORKER_MAINTENANCE", _duration, 60.0, 1, DAY)
@@ -295,7 +295,7 @@ class Settings:
     repeat_interval: float = setting(
         "WASTATUS_REPEAT_INTERVAL", _duration, 4 * 3600.0, 60, 30 * DAY
     )
-    group_resolve: float = setting("WASTATUS_GROUP_RESOLVE", _duration, DAY, 60, 30 * DAY)
+    group_resolve: float = setting("WASTATUS_GROUP_RESOLVE", _duration, DAY, 0.1, 30 * DAY)
     alert_attempts: int = setting("WASTATUS_ALERT_ATTEMPTS", _count, 5, 1, 1000)
     alert_retry_base: float = setting("WASTATUS_ALERT_RETRY_BASE", _duration, 5.0, 0.001, DAY)
     alert_retry_max: float = setting("WASTATUS_ALERT_RETRY_MAX", _duration, 600.0, 0.001, 7 * DAY)
@@ -419,6 +419,7 @@ def describe() -> list[dict[str, Any]]:
         rows.append(
             {
                 "variable": meta["name"],
+                "attribute": spec.name,
                 "form": _FORMS.get(meta["parse"], "text"),
                 "default": spec.default,
                 "low": meta["low"],

@@ -1,7 +1,7 @@
 """The app factory."""
 
 from webhook import create_app
-from webhook.settings import DEFAULT_MAX_BODY
+from workers.settings import Settings
 
 
 class TestCreateApp:
@@ -19,7 +19,7 @@ class TestCreateApp:
         monkeypatch.delenv("WASTATUS_MAX_BODY", raising=False)
         settings = create_app().extensions["wastatus"].settings
         assert settings.onprem_tokens == ("tok",)
-        assert settings.max_body == DEFAULT_MAX_BODY
+        assert settings.max_body == Settings().max_body
 
     def test_builds_no_redis_connection_until_needed(self):
         """Creating the app does not touch Redis, so it starts while Redis is down."""
