@@ -8,10 +8,10 @@ class TestCreateApp:
     def test_reads_the_given_mapping_not_the_process_environment(self, monkeypatch):
         """A mapping passed to create_app is the whole configuration."""
         monkeypatch.setenv("WASTATUS_APP_SECRET", "from-process-env")
-        app = create_app({"WASTATUS_APP_SECRET": "a, b", "WASTATUS_MAX_BODY": "1000"})
+        app = create_app({"WASTATUS_APP_SECRET": "a, b", "WASTATUS_MAX_BODY": "2048"})
         settings = app.extensions["wastatus"].settings
         assert settings.app_secrets == ("a", "b")
-        assert settings.max_body == 1000
+        assert settings.max_body == 2048
 
     def test_reads_the_process_environment_by_default(self, monkeypatch):
         """Without a mapping, settings come from WASTATUS_* variables."""
