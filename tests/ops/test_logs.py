@@ -245,7 +245,7 @@ class TestJobLog:
 class TestHotPathWrites:
     def test_a_line_goes_whole_to_the_file_descriptor(self, capfd):
         """Where stderr is a real descriptor, the hot path writes each line in one piece."""
-        logs.configure({})
+        logs.configure(read({}))
         logger = logging.getLogger("wastatus.test")
         logs.log_fields(logger, "fd.line", {"title": "配信不可", "n": 1})
         found = lines(capfd.readouterr().err, "fd.line")
@@ -257,7 +257,7 @@ class TestHotPathWrites:
         """Text still buffered in the stream is flushed before the line's own write."""
         import sys
 
-        logs.configure({})
+        logs.configure(read({}))
         sys.stderr.write("before:")
         logs.log_fields(logging.getLogger("wastatus.test"), "fd.order", {})
         assert capfd.readouterr().err.startswith('before:{"ts":')
@@ -267,7 +267,7 @@ class TestHotPathWrites:
         import os
         import sys
 
-        logs.configure({})
+        logs.configure(read({}))
         read_end, write_end = os.pipe()
         os.close(read_end)
         with open(write_end, "w") as orphan:
