@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import redis
@@ -10,9 +9,8 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from webhook.errors import code_for_status, error_response
-from workers import settings as settings_module
 from workers.connection import RedisNotConfigured, connect
-from workers.settings import Settings
+from workers.settings import Settings, load, read
 
 
 class State:
@@ -37,8 +35,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     Every setting is validated here (SettingsError names each bad one); under gunicorn,
     `webhook.gunicorn_conf` has already validated them once, before any worker starts.
     """
-    env = os.environ if test_config is None else test_config
-    settings = settings_module.load(env)
+    settings = load() if test_config is None else read(test_config)
     app = Flask(__name__)
     # The webhook view bounds its body itself: Werkzeug's limit silently truncates a chunked
     # body instead of refusing it.

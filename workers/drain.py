@@ -223,7 +223,7 @@ def process_batch(
         from workers import alerts  # the alerts side imports rules; import it late
 
         for chosen, events in to_alert.values():
-            alerts.submit(connection, events, chosen)
+            alerts.submit(connection, events, chosen, settings)
     with connection.pipeline(transaction=True) as pipe:
         retry.schedule_first(pipe, connection, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)

@@ -180,9 +180,9 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
 
 
 def _connection() -> redis.Redis:
-    from workers.alerts import _connection as current
+    from workers.alerts import _connection as job_connection
 
-    return current()
+    return job_connection()
 
 
 def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = None) -> str:

@@ -51,17 +51,19 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
         if seconds < 0:
-            raise ValueError(f"{value!r} is negative: a duration cannot be")
+            raise ValueError(f"{value!r} is negative; a duration is 0 or more")
     else:
         text = str(value)
         match = _DURATION.match(text)
         if not match:
             if text.strip().startswith("-"):
-                raise ValueError(f"{text!r} is negative: a duration cannot be")
+                raise ValueError(f"{text!r} is negative; a duration is 0 or more")
             raise ValueError(f"{text!r} is not a duration: use {DURATION_FORM}")
         number, unit = match.groups()
         seconds = float(number) * _UNITS[(unit or "s").lower()]
-    if not math.isfinite(seconds):
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration: use {DURATION_FORM}")
+    if math.isinf(seconds):
         raise ValueError(f"{value!r} is too large for a duration")
     return seconds
 
