@@ -292,10 +292,10 @@ class Gunicorn:
         self.process = subprocess.Popen(command, env=env, cwd=ROOT)
         deadline = time.monotonic() + 30
         while True:
-            try:
+            try:  # a slow worker boot times out a read: keep waiting, up to the deadline
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()

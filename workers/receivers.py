@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -25,9 +25,6 @@ from workers import alert_text, logs
 from workers.delivery import DeliveryResult, post_json
 from workers.settings import Settings, current, whatsapp_refusal
 from workers.signing import InvalidSecret, secret_key, sign_standard_webhook
-
-if TYPE_CHECKING:
-    from workers.rules import Rules
 
 TYPES = ("webhook", "apprise", "log")
 
@@ -137,15 +134,15 @@ def from_settings(settings: Settings | None = None) -> dict[str, Receiver]:
     return found
 
 
-def configured(settings: Settings | None = None, rules: Rules | None = None) -> dict[str, Receiver]:
+def configured(settings: Settings | None = None) -> dict[str, Receiver]:
     """Every receiver by name: the settings', then the rules file's (which may override)."""
     settings = settings or current()
     found = from_settings(settings)
-    if rules is None and settings.rules_path:
-        from workers.rules import current_rules
+    if not settings.rules_path:
+        return found
+    from workers.rules import current_rules
 
-        rules = current_rules(settings)
-    for spec in rules.receivers if rules is not None else ():
+    for spec in current_rules(settings).receivers:
         receiver = spec if isinstance(spec, Receiver) else make(spec)
         found[receiver.name] = receiver
     return found

@@ -361,8 +361,13 @@ def _schedule(raw: Any, path: str, inherited: RetrySchedule, problems: list[str]
     values: dict[str, Any] = {}
     if "attempts" in raw:
         attempts = raw["attempts"]
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 50:
-            problems.append(f"{path}.attempts: must be a whole number from 1 to 50")
+        low, high = bounds("retry_attempts")  # as WASTATUS_RETRY_ATTEMPTS
+        if (
+            isinstance(attempts, bool)
+            or not isinstance(attempts, int)
+            or not low <= attempts <= high
+        ):
+            problems.append(f"{path}.attempts: must be a whole number from {low} to {high}")
         else:
             values["attempts"] = attempts
     values.update(_durations(raw, ("base_delay", "max_delay"), path, problems))
