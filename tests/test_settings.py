@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from tests.conftest import APP_SECRET, load_fixture
+from webhook.cli import main
 from webhook.signature import sign
 from workers import settings
 from workers.redis_server import free_port
@@ -275,12 +277,16 @@ class TestRefusedAtStart:
         assert "Traceback" not in done.stderr and "Booting worker" not in done.stderr
         assert not list(tmp_path.glob("wastatus-metrics-*"))  # nothing made before refusing
 
-    def test_help_still_works_with_a_bad_setting(self, tmp_path):
+    @pytest.mark.parametrize("command", [["--help"], ["serve", "--help"], ["rules", "check", "-h"]])
+    def test_help_still_works_with_a_bad_setting(self, command):
         """`--help` needs no settings: it answers, so the operator can read how to fix them."""
-        env = clean_env(tmp_path, **BAD)
-        done = subprocess.run([str(BIN / "wastatus"), "--help"], env=env, capture_output=True,
-                              text=True, timeout=60)  # fmt: skip
-        assert done.returncode == 0 and "serve" in done.stdout
+        result = CliRunner().invoke(main, command, env=BAD)
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+    def test_the_command_itself_is_refused(self):
+        """Without --help the same command stops before it runs (here in-process, exit 2)."""
+        result = CliRunner().invoke(main, ["rules", "check", "rules.yaml"], env=BAD)
+        assert result.exit_code == 2 and "WASTATUS_DEDUP_WINDOW='0'" in result.output
 
 
 class Gunicorn:
