@@ -197,11 +197,18 @@ def _choice(*choices: str) -> Callable[[str], str]:
             raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
         return lowered
 
+    parse.form = f"one of {', '.join(choices)}"  # type: ignore[attr-defined]
     return parse
 
 
+_LOG_LEVELS = _choice("debug", "info", "warning", "error", "critical")
+
+
 def _log_level(text: str) -> str:
-    return _choice("debug", "info", "warning", "error", "critical")(text).upper()
+    return _LOG_LEVELS(text).upper()
+
+
+_log_level.form = _LOG_LEVELS.form  # type: ignore[attr-defined]
 
 
 _FORMS: dict[Callable, str] = {
@@ -410,7 +417,11 @@ def _variable(attribute: str) -> str:
 def _range(meta: Mapping[str, Any]) -> str:
     low, high, parse = meta["low"], meta["high"], meta["parse"]
     show = format_duration if parse is _duration else (lambda number: f"{number:g}")
-    return f"accepted: {_FORMS.get(parse, 'a value')} from {show(low)} to {show(high)}"
+    return f"accepted: {_form(parse)} from {show(low)} to {show(high)}"
+
+
+def _form(parse: Callable) -> str:
+    return _FORMS.get(parse) or getattr(parse, "form", "text")
 
 
 def describe() -> list[dict[str, Any]]:
@@ -422,7 +433,7 @@ def describe() -> list[dict[str, Any]]:
             {
                 "variable": meta["name"],
                 "attribute": spec.name,
-                "form": _FORMS.get(meta["parse"], "text"),
+                "form": _form(meta["parse"]),
                 "default": spec.default,
                 "low": meta["low"],
                 "high": meta["high"],
