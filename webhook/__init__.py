@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import redis
@@ -10,8 +9,8 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from webhook.errors import code_for_status, error_response
-from webhook.settings import Settings
 from workers.connection import RedisNotConfigured, connect
+from workers.settings import Settings, load, read
 
 
 class State:
@@ -19,28 +18,30 @@ class State:
 
     not_configured = RedisNotConfigured
 
-    def __init__(self, settings: Settings, env: Mapping[str, str]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._env = env
         self._redis: redis.Redis | None = None
 
     def redis(self) -> redis.Redis:
         """The Redis client, made on first use (a pool per gunicorn worker process)."""
         if self._redis is None:
-            self._redis = connect(self.settings.redis_url, self._env)
+            self._redis = connect(None, self.settings)
         return self._redis
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
-    """The web app, configured from `test_config` if given, else from the environment."""
-    env = os.environ if test_config is None else test_config
-    settings = Settings.from_env(env)
+    """The web app, configured from `test_config` if given, else from the environment.
+
+    Every setting is validated here (SettingsError names each bad one); under gunicorn,
+    `webhook.gunicorn_conf` has already validated them once, before any worker starts.
+    """
+    settings = load() if test_config is None else read(test_config)
     app = Flask(__name__)
     # The webhook view bounds its body itself: Werkzeug's limit silently truncates a chunked
     # body instead of refusing it.
     app.config["MAX_CONTENT_LENGTH"] = None
     app.json.ensure_ascii = False
-    app.extensions["wastatus"] = State(settings, env)
+    app.extensions["wastatus"] = State(settings)
 
     from webhook import catalog_views, views
 
@@ -49,9 +50,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     from webhook import health, logs, metrics_view
 
-    health.init_app(app, env)
+    health.init_app(app, settings)
     metrics_view.init_app(app)
-    logs.init_app(app, env)
+    logs.init_app(app, settings)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

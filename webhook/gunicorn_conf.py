@@ -6,6 +6,8 @@ In multiprocess mode every worker writes its values to files in `PROMETHEUS_MULT
 be emptied between runs (old files would add stale counts) and forget the live gauges of a
 worker that exited. When the variable is unset, a private directory is made here and removed
 when gunicorn exits.
+
+It also validates every setting at import, before the arbiter starts any worker.
 """
 
 from __future__ import annotations
@@ -15,6 +17,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from workers import settings
+
+# Validate every setting once, in the arbiter, before any worker boots: a bad one stops
+# gunicorn with the same sentences as `wastatus`, instead of a traceback per worker.
+try:
+    settings.load()
+except settings.SettingsError as error:
+    sys.stderr.write(error.report())
+    sys.exit(2)
 
 _made_dir: str | None = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -9,18 +9,15 @@ keeping up; taking more only grows the backlog and the delay of every alert).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from workers import backlog
 from workers.connection import RedisNotConfigured
+from workers.settings import Settings
 
 bp = Blueprint("health", __name__)
-
-DEFAULT_MAX_BACKLOG = 100_000
-"""Events in the inbox plus jobs in the RQ queues above which /readyz answers 503."""
 
 ERRORS: dict[str, tuple[int, str]] = {
     "redis-unavailable": (503, "Redis cannot be reached, so webhooks cannot be stored."),
@@ -55,9 +52,7 @@ def readyz() -> Response | tuple[Response, int]:
     return jsonify(ok=True, backlog=total, max_backlog=limit, waiting=waiting)
 
 
-def init_app(app: Flask, env: Mapping[str, str]) -> None:
-    """Register the endpoints, with the backlog limit read from `env`."""
-    app.config["WASTATUS_READY_MAX_BACKLOG"] = int(
-        env.get("WASTATUS_READY_MAX_BACKLOG") or DEFAULT_MAX_BACKLOG
-    )
+def init_app(app: Flask, settings: Settings) -> None:
+    """Register the endpoints, with the backlog limit of `settings`."""
+    app.config["WASTATUS_READY_MAX_BACKLOG"] = settings.ready_max_backlog
     app.register_blueprint(bp)

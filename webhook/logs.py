@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
 
 from webhook.payload import Reading
 from workers import logs
+from workers.settings import Settings
 
 logger = logging.getLogger("wastatus.web")
 
@@ -90,16 +91,11 @@ class RequestLog:
         logs.log_fields(logger, "http.request", line)
 
 
-REQUEST_MODES = ("all", "failures", "none")
-"""`WASTATUS_LOG_REQUESTS`: a line for every request (default); only for requests that carried
-failures or were not answered 200; or none."""
-
-
-def init_app(app: Flask, env: Mapping[str, str]) -> None:
-    """Write the app's logs as JSON lines and log requests as `WASTATUS_LOG_REQUESTS` says."""
-    logs.configure(env)
-    mode = (env.get("WASTATUS_LOG_REQUESTS") or "all").strip().lower()
-    if mode not in REQUEST_MODES:
-        raise ValueError(f"WASTATUS_LOG_REQUESTS must be one of: {', '.join(REQUEST_MODES)}")
-    if mode != "none":
-        app.wsgi_app = RequestLog(app.wsgi_app, only_failures=mode == "failures")
+def init_app(app: Flask, settings: Settings) -> None:
+    """Write the app's logs as JSON lines and log requests as `WASTATUS_LOG_REQUESTS` says:
+    `failures` (the default) writes a line only for requests that carried failures or were not
+    answered 200, since /metrics counts the rest; `all` one for every request; `none` none."""
+    logs.configure(settings)
+    if settings.log_requests != "none":
+        only_failures = settings.log_requests == "failures"
+        app.wsgi_app = RequestLog(app.wsgi_app, only_failures=only_failures)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from flask import Request
 
-from webhook.settings import Settings
+from workers.settings import Settings
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 

@@ -6,11 +6,9 @@ apprise and log receivers say the same thing. The language is `WASTATUS_LANG` (j
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 LANGUAGES = ("ja", "en")
-DEFAULT_LANGUAGE = "ja"
 
 _WORDS = {
     "ja": {
@@ -48,12 +46,6 @@ _WORDS = {
         "unit": "events",
     },
 }  # fmt: skip
-
-
-def language(env: Mapping[str, str] = os.environ) -> str:
-    """`WASTATUS_LANG` when it is ja or en, else Japanese."""
-    value = env.get("WASTATUS_LANG", "").strip().lower()[:2]
-    return value if value in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def title(alert: Mapping, lang: str) -> str:

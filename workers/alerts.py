@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Mapping
 
@@ -29,9 +28,10 @@ import redis
 import rq
 from prometheus_client import Counter
 
-from workers import config, ledger, notifications, routing, silences
+from workers import ledger, notifications, routing, silences
 from workers.logs import mask_phone
 from workers.queues import ALERTS, get_queue
+from workers.settings import Settings, current
 
 PREFIX = "wastatus:alerts:group:"
 """`PREFIX + gid`: hash of a group's state; `:pending` (set of event ids not yet in a
@@ -44,7 +44,6 @@ SAMPLE_SIZE = 20
 """How many alert items a notification carries at most (the latest ones)."""
 
 DEFAULT_GROUP_BY = ("phone_number_id", "code")
-DEFAULT_RESOLVE_SECONDS = 24 * 3600
 RECOVER_GRACE_SECONDS = 60.0
 """A flush or delivery this overdue is taken as lost and issued again."""
 
@@ -248,15 +247,16 @@ _last_recover = 0.0
 
 
 def submit(
-    connection: redis.Redis, events: list[dict], route: object, env: Mapping[str, str] = os.environ
+    connection: redis.Redis, events: list[dict], route: object, settings: Settings | None = None
 ) -> None:
     """Add enriched `events` to their alert groups under `route`, or count them as silenced."""
     global _last_recover
     if not events:
         return
     now = round(time.time(), 3)
-    keep, silenced = silences.split(connection, events, env)
-    show_pii = config.flag(env, "WASTATUS_LOG_PII")
+    settings = settings or current()
+    keep, silenced = silences.split(connection, events, settings)
+    show_pii = settings.log_pii
     groups: dict[str, list[dict]] = {}
     for event in keep:
         groups.setdefault(group_label(event, route), []).append(event)
@@ -324,7 +324,6 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
     """RQ job: turn a group's gathered events into a notification, if it is this job's turn."""
     connection = connection or _connection()
     job_id = job_id or _current_job_id()
-    env = os.environ
     lock = notifications.Lock(connection, "flush:" + gid, owner=notifications.current_job_id())
     if not lock.acquire():
         FLUSHES.labels("locked").inc()
@@ -333,7 +332,7 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
     try:
         now = time.time()
         nid = notifications.new_id()
-        resolve = config.seconds(env, "WASTATUS_GROUP_RESOLVE", DEFAULT_RESOLVE_SECONDS)
+        resolve = current().group_resolve
         keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
                 notifications.OUTBOX]  # fmt: skip
         args = [gid, now, job_id or "", nid, resolve, notifications.job_id(nid, 1),

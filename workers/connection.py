@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import redis
 from redis.sentinel import Sentinel
 
-from workers import config
-
-DEFAULT_SENTINEL_MASTER = "mymaster"
-"""The master name Redis' own sentinel.conf example monitors."""
+from workers.settings import Settings, current
 
 
 class RedisNotConfigured(RuntimeError):
     """Neither REDIS_URL nor a Redis run by `wastatus up` was found."""
 
 
-def connect(url: str | None = None, env: Mapping[str, str] = os.environ) -> redis.Redis:
+def connect(url: str | None = None, settings: Settings | None = None) -> redis.Redis:
     """A client for `url`, else for the configured Redis; it connects lazily.
 
     Without a URL, `WASTATUS_REDIS_SENTINELS` names Redis Sentinels that say which server is
     the master now; the client asks them again after a failover.
     """
-    url = url or config.redis_url(env)
+    settings = settings or current()
+    url = url or settings.redis_url_or_embedded()
     timeouts = {
-        "socket_connect_timeout": float(env.get("WASTATUS_REDIS_CONNECT_TIMEOUT", "1")),
-        "socket_timeout": float(env.get("WASTATUS_REDIS_TIMEOUT", "5")),
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "socket_timeout": settings.redis_timeout,
     }
-    if not url and env.get("WASTATUS_REDIS_SENTINELS", "").strip():
-        return _sentinel_master(env, timeouts)
+    if not url and settings.redis_sentinels:
+        return _sentinel_master(settings, timeouts)
     if not url:
         raise RedisNotConfigured(
             "no Redis configured: set REDIS_URL (or WASTATUS_REDIS_SENTINELS), "
@@ -39,28 +34,15 @@ def connect(url: str | None = None, env: Mapping[str, str] = os.environ) -> redi
     return redis.Redis.from_url(url, health_check_interval=30, **timeouts)
 
 
-def sentinel_addresses(value: str) -> list[tuple[str, int]]:
-    """`host:port,host:port` (port 26379 when left out) as redis-py's Sentinel wants them."""
-    found = []
-    for part in value.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        host, _, port = part.rpartition(":") if ":" in part else (part, "", "26379")
-        found.append((host.strip("[]"), int(port)))
-    return found
-
-
-def _sentinel_master(env: Mapping[str, str], timeouts: dict[str, float]) -> redis.Redis:
-    sentinel_password = env.get("WASTATUS_REDIS_SENTINEL_PASSWORD") or None
+def _sentinel_master(settings: Settings, timeouts: dict[str, float]) -> redis.Redis:
     sentinel = Sentinel(
-        sentinel_addresses(env["WASTATUS_REDIS_SENTINELS"]),
-        sentinel_kwargs={"password": sentinel_password, **timeouts},
+        list(settings.redis_sentinels),
+        sentinel_kwargs={"password": settings.redis_sentinel_password, **timeouts},
         **timeouts,
     )
     return sentinel.master_for(
-        env.get("WASTATUS_REDIS_SENTINEL_MASTER") or DEFAULT_SENTINEL_MASTER,
-        password=env.get("WASTATUS_REDIS_PASSWORD") or None,
-        db=int(env.get("WASTATUS_REDIS_DB") or 0),
+        settings.redis_sentinel_master,
+        password=settings.redis_password,
+        db=settings.redis_db,
         health_check_interval=30,
     )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
@@ -32,6 +31,7 @@ from workers.enrich import enrich
 from workers.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
 from workers.routing import route
 from workers.rules import Route, Rules, current_rules
+from workers.settings import Settings, current
 
 PROCESSING_PREFIX = "wastatus:inbox:processing:"
 """`PROCESSING_PREFIX + token`: the events one drain job claimed and has not finished."""
@@ -107,33 +107,12 @@ return #items
 """
 
 
-@dataclass(frozen=True)
-class DrainSettings:
-    """Batch size, time box, lease and poison threshold of drain jobs."""
-
-    batch: int = 500
-    seconds: float = 10.0
-    lease: int = 60
-    max_deliveries: int = 5
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> DrainSettings:
-        return cls(
-            batch=max(1, min(5000, int(env.get("WASTATUS_DRAIN_BATCH") or cls.batch))),
-            seconds=float(env.get("WASTATUS_DRAIN_SECONDS") or cls.seconds),
-            lease=max(1, int(env.get("WASTATUS_DRAIN_LEASE") or cls.lease)),
-            max_deliveries=max(
-                1, int(env.get("WASTATUS_DRAIN_MAX_DELIVERIES") or cls.max_deliveries)
-            ),
-        )
-
-
 def drain_inbox() -> dict:
     """RQ job: drain the inbox for up to the time box; re-enqueue itself if work remains."""
     job = get_current_job()
     connection = job.connection if job is not None else connect()
     connection.delete(DRAIN_FLAG)
-    settings = DrainSettings.from_env()
+    settings = current()
     rules = current_rules()
     started = time.monotonic()
     done: Counter = Counter(recovered=recover_orphans(connection))
@@ -145,7 +124,7 @@ def drain_inbox() -> dict:
                 break
             process_batch(connection, token, claimed, rules, settings, done)
             done["batches"] += 1
-            if time.monotonic() - started >= settings.seconds:
+            if time.monotonic() - started >= settings.drain_seconds:
                 break
     except Exception:
         # Not swallowed: hand the batch back at once and ask for a drain, then re-raise so
@@ -185,11 +164,11 @@ class Claimed:
     deliveries: int
 
 
-def claim(connection: redis.Redis, token: str, settings: DrainSettings) -> Claimed | None:
+def claim(connection: redis.Redis, token: str, settings: Settings) -> Claimed | None:
     """Move up to a batch of events from the inbox into this job's processing list."""
     keys = [INBOX, PROCESSING_PREFIX + token, LEASE_PREFIX + token, DELIVERIES, CLAIMS]
     result = connection.register_script(_CLAIM)(
-        keys=keys, args=[settings.batch, settings.lease, token]
+        keys=keys, args=[settings.drain_batch, math.ceil(settings.drain_lease), token]
     )
     if len(result) < 2:
         return None
@@ -215,12 +194,12 @@ def process_batch(
     token: str,
     claimed: Claimed,
     rules: Rules,
-    settings: DrainSettings,
+    settings: Settings,
     done: Counter,
 ) -> None:
     """Enrich and route one claimed batch, then commit its effects and release it atomically."""
     processing = PROCESSING_PREFIX + token
-    if claimed.deliveries >= settings.max_deliveries:
+    if claimed.deliveries >= settings.drain_max_deliveries:
         _bury(connection, token, claimed.items[0], claimed.deliveries)
         done["dead"] += 1
         return
@@ -244,7 +223,7 @@ def process_batch(
         from workers import alerts  # the alerts side imports rules; import it late
 
         for chosen, events in to_alert.values():
-            alerts.submit(connection, events, chosen)
+            alerts.submit(connection, events, chosen, settings)
     with connection.pipeline(transaction=True) as pipe:
         retry.schedule_first(pipe, connection, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)

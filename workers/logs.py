@@ -16,7 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workers import config, fastjson
+from workers import fastjson
+from workers.settings import Settings, current
 
 PHONE_FIELDS = frozenset(
     {
@@ -186,20 +187,21 @@ class _StderrHandler(logging.StreamHandler):
         return sys.stderr
 
 
-def configure(env: Mapping[str, str] = os.environ, stream: Any = None) -> logging.Handler:
+def configure(settings: Settings | None = None, stream: Any = None) -> logging.Handler:
     """Send the root logger's records to stderr as JSON lines; idempotent, returns the handler.
 
     `WASTATUS_LOG_LEVEL` (default INFO) sets the level: WARNING drops the per-request and
     per-job lines. `WASTATUS_LOG_PII=1` keeps phone numbers whole.
     """
     global _json_handler
+    settings = settings or current()
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, _HANDLER_MARK, False)), None)
     if handler is None:
         handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)
-    handler.setFormatter(JsonFormatter(pii=config.flag(env, "WASTATUS_LOG_PII")))
-    root.setLevel(env.get("WASTATUS_LOG_LEVEL", "INFO").upper())
+    handler.setFormatter(JsonFormatter(pii=settings.log_pii))
+    root.setLevel(settings.log_level)
     _json_handler = handler
     return handler

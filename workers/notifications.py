@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import random
 import secrets
 import time
@@ -27,8 +26,9 @@ from collections.abc import Mapping
 import redis
 import rq
 
-from workers import alert_text, config, deadletter, ledger, receivers
+from workers import alert_text, deadletter, ledger, receivers
 from workers.queues import ALERTS, get_queue
+from workers.settings import Settings, current
 
 RECORD_PREFIX = "wastatus:alerts:notification:"
 OUTBOX = "wastatus:alerts:outbox"
@@ -44,9 +44,6 @@ RETRY_INTERVALS = [5, 30, 120]
 """RQ runs a job again after a crash, or when its worker died mid-job (abandoned job
 cleanup); the job's token check makes a second run harmless."""
 LOCK_SECONDS = JOB_TIMEOUT + 30
-DEFAULT_ATTEMPTS = 5
-DEFAULT_BACKOFF_BASE = 5.0
-DEFAULT_BACKOFF_MAX = 600.0
 RETRY_AFTER_MAX = 86400.0
 VERSION = 1
 
@@ -118,10 +115,10 @@ def job_id(nid: str, seq: int) -> str:
     return f"wastatus-deliver-{nid}-{seq}"
 
 
-def backoff(attempt: int, retry_after: float | None, env: Mapping[str, str] = os.environ) -> float:
+def backoff(attempt: int, retry_after: float | None, settings: Settings | None = None) -> float:
     """Seconds before try `attempt + 1`: doubling with equal jitter, at least Retry-After."""
-    base = config.seconds(env, "WASTATUS_ALERT_RETRY_BASE", DEFAULT_BACKOFF_BASE)
-    ceiling = config.seconds(env, "WASTATUS_ALERT_RETRY_MAX", DEFAULT_BACKOFF_MAX)
+    settings = settings or current()
+    base, ceiling = settings.alert_retry_base, settings.alert_retry_max
     delay = min(ceiling, base * 2 ** (attempt - 1))
     delay = delay / 2 + random.uniform(0, delay / 2)
     if retry_after is not None:
@@ -153,7 +150,7 @@ def _iso(value: str | None) -> str | None:
 
 
 def payload(nid: str, state: Mapping[str, str], receiver: str | None,
-            env: Mapping[str, str] = os.environ) -> dict:  # fmt: skip
+            settings: Settings | None = None) -> dict:  # fmt: skip
     """The alert JSON (see docs/alerts.md) of notification `nid` addressed to `receiver`."""
     meta = json.loads(state["meta"])
     sample = json.loads(state.get("sample") or "[]")
@@ -176,16 +173,16 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
     }
     if state.get("replay_of"):
         alert["replay_of"] = state["replay_of"]
-    lang = alert_text.language(env)
+    lang = (settings or current()).lang
     alert["lang"] = lang
     alert["title"] = alert_text.title(alert, lang)
     return alert
 
 
 def _connection() -> redis.Redis:
-    from workers.alerts import _connection as current
+    from workers.alerts import _connection as job_connection
 
-    return current()
+    return job_connection()
 
 
 def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = None) -> str:
@@ -193,7 +190,7 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
     connection = connection or _connection()
     owner = current_job_id()
     job = job or owner
-    env = os.environ
+    settings = current()
     lock = Lock(connection, "deliver:" + nid, owner=owner)
     if not lock.acquire():
         return "locked"
@@ -207,7 +204,7 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
         errors = json.loads(state.get("errors") or "[]")
         meta = json.loads(state["meta"])
         try:
-            chain = receivers.chain(meta.get("receivers") or (), env)
+            chain = receivers.chain(meta.get("receivers") or (), settings)
         except receivers.ReceiverConfigError as error:
             return _dead(connection, nid, state, [*errors, str(error)])
         index, attempt = int(state.get("receiver_index") or 0), int(state.get("attempt") or 1)
@@ -215,14 +212,14 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
             return _dead(connection, nid, state, [*errors, "the route has no receiver left"])
         receiver = chain[index]
         done = json.loads(state.get("done") or "[]")
-        result = receivers.send(receiver, payload(nid, state, receiver.name, env), nid, done, env)
+        alert = payload(nid, state, receiver.name, settings)
+        result = receivers.send(receiver, alert, nid, done, settings)
         if result.ok:
             _finish(connection, nid, state, "delivered", receiver.name)
             return "delivered"
         errors.append(f"{receiver.name} try {attempt}: {result.error}")
-        attempts = int(env.get("WASTATUS_ALERT_ATTEMPTS") or DEFAULT_ATTEMPTS)
-        if attempt < attempts:
-            delay = backoff(attempt, result.retry_after, env)
+        if attempt < settings.alert_attempts:
+            delay = backoff(attempt, result.retry_after, settings)
             _again(connection, nid, index, attempt + 1, delay, errors, result.done_targets)
             return "retrying"
         if index + 1 < len(chain):

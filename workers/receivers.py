@@ -3,7 +3,7 @@
 Types: `webhook` (the alert JSON for machines, signed the Standard Webhooks way), `apprise`
 (readable text for people through Apprise URLs: Slack, Teams, Discord, e-mail, Telegram,
 PagerDuty, …) and `log` (a JSON line in the worker's log). Without configuration the receivers
-come from the environment: `webhook` from `WASTATUS_ALERT_WEBHOOK_URL`, `apprise` from
+come from the settings: `webhook` from `WASTATUS_ALERT_WEBHOOK_URL`, `apprise` from
 `WASTATUS_ALERT_URLS`, and `log` when neither is set; the rules file may name more
 (`receivers: [{name, type, url|urls, secret}]`). Alerts never go over WhatsApp itself: when
 WhatsApp is what fails, it cannot carry the news, and it would cost conversations.
@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter
 
-from workers import alert_text, config, logs
+from workers import alert_text, logs
 from workers.delivery import DeliveryResult, post_json
+from workers.settings import Settings, current, whatsapp_refusal
 from workers.signing import InvalidSecret, secret_key, sign_standard_webhook
 
 TYPES = ("webhook", "apprise", "log")
-FORBIDDEN_SCHEMES = ("whatsapp",)
-DEFAULT_TIMEOUT = 10.0
 
 log = logging.getLogger("wastatus.alerts")
 
@@ -71,13 +70,9 @@ class Attempt:
 
 def check_url(url: str) -> str:
     """`url` unless it would send alerts over WhatsApp (refused, with the reason)."""
-    scheme = url.split("://", 1)[0].strip().lower()
-    if scheme in FORBIDDEN_SCHEMES:
-        raise ReceiverConfigError(
-            f"refusing {scheme}:// as an alert receiver: alerts never go over WhatsApp itself "
-            "(WhatsApp may be what is failing, and each alert would cost a conversation); "
-            "use Slack, Teams, Discord, e-mail, Telegram, PagerDuty or a webhook instead"
-        )
+    refusal = whatsapp_refusal(url)
+    if refusal:
+        raise ReceiverConfigError(refusal)
     return url
 
 
@@ -126,88 +121,73 @@ def problems(specs: Sequence[Mapping]) -> list[str]:
     return found
 
 
-def _webhook_secret(env: Mapping[str, str]) -> str | None:
-    return env.get("WASTATUS_ALERT_WEBHOOK_SECRET") or env.get("WASTATUS_RETRY_SECRET") or None
-
-
-def from_env(env: Mapping[str, str] = os.environ) -> dict[str, Receiver]:
-    """The receivers the environment defines: webhook, apprise, and always log."""
+def from_settings(settings: Settings | None = None) -> dict[str, Receiver]:
+    """The receivers the settings define: webhook, apprise, and always log."""
+    settings = settings or current()
     found: dict[str, Receiver] = {}
-    if env.get("WASTATUS_ALERT_WEBHOOK_URL", "").strip():
-        url = check_url(env["WASTATUS_ALERT_WEBHOOK_URL"].strip())
-        secret = _checked_secret(_webhook_secret(env), "webhook")
-        found["webhook"] = Receiver("webhook", "webhook", (url,), secret)
-    if _urls(env.get("WASTATUS_ALERT_URLS")):
-        found["apprise"] = Receiver("apprise", "apprise", _urls(env.get("WASTATUS_ALERT_URLS")))
+    if settings.alert_webhook_url:
+        secret = settings.alert_webhook_secret or settings.retry_secret
+        found["webhook"] = Receiver("webhook", "webhook", (settings.alert_webhook_url,), secret)
+    if settings.alert_urls:
+        found["apprise"] = Receiver("apprise", "apprise", settings.alert_urls)
     found["log"] = Receiver("log", "log")
     return found
 
 
-def _rules_receivers(env: Mapping[str, str]) -> list[Mapping]:
-    path = env.get("WASTATUS_RULES")
-    if not path:
-        return []
+def configured(settings: Settings | None = None) -> dict[str, Receiver]:
+    """Every receiver by name: the settings', then the rules file's (which may override)."""
+    settings = settings or current()
+    found = from_settings(settings)
+    if not settings.rules_path:
+        return found
     from workers.rules import current_rules
 
-    return list(current_rules(env).receivers)
-
-
-def configured(env: Mapping[str, str] = os.environ) -> dict[str, Receiver]:
-    """Every receiver by name: the environment's, then the rules file's (which may override)."""
-    found = from_env(env)
-    for spec in _rules_receivers(env):
+    for spec in current_rules(settings).receivers:
         receiver = spec if isinstance(spec, Receiver) else make(spec)
         found[receiver.name] = receiver
     return found
 
 
-def default_chain(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+def default_chain(settings: Settings | None = None) -> tuple[str, ...]:
     """Receivers for a route that names none: webhook then apprise, or the log alone."""
-    names = tuple(name for name in ("webhook", "apprise") if name in from_env(env))
+    names = tuple(name for name in ("webhook", "apprise") if name in from_settings(settings))
     return names or ("log",)
 
 
-def chain(names: Sequence[str], env: Mapping[str, str] = os.environ) -> list[Receiver]:
+def chain(names: Sequence[str], settings: Settings | None = None) -> list[Receiver]:
     """The receivers `names` (empty: the default chain), in order; unknown names raise."""
-    known = configured(env)
-    wanted = tuple(names) or default_chain(env)
+    known = configured(settings)
+    wanted = tuple(names) or default_chain(settings)
     missing = [name for name in wanted if name not in known]
     if missing:
         raise ReceiverConfigError(f"unknown receiver {', '.join(missing)}; known: {sorted(known)}")
     return [known[name] for name in wanted]
 
 
-def _timeout(env: Mapping[str, str]) -> float:
-    return config.seconds(env, "WASTATUS_HTTP_TIMEOUT", DEFAULT_TIMEOUT)
-
-
-def _send_webhook(receiver: Receiver, alert: dict, msg_id: str, env: Mapping) -> Attempt:
+def _send_webhook(receiver: Receiver, alert: dict, msg_id: str, settings: Settings) -> Attempt:
     body = json.dumps(alert, ensure_ascii=False, separators=(",", ":")).encode()
     headers = sign_standard_webhook(receiver.secret, msg_id, int(time.time()), body)
-    result: DeliveryResult = post_json(receiver.urls[0], body, headers, _timeout(env))
+    result: DeliveryResult = post_json(receiver.urls[0], body, headers, settings.http_timeout)
     if result.ok:
         return Attempt(True)
     return Attempt(False, result.error, result.retry_after_seconds)
 
 
 def _send_apprise(
-    receiver: Receiver, alert: dict, done: Sequence[int], env: Mapping[str, str]
+    receiver: Receiver, alert: dict, done: Sequence[int], settings: Settings
 ) -> Attempt:
     """Each URL on its own, so a retry does not repeat the message where it already went."""
     import apprise  # a heavy import: only workers that send to people pay for it
 
-    lang = alert_text.language(env)
+    lang = settings.lang
     title, text = alert_text.title(alert, lang), alert_text.body(alert, lang)
     finished = list(done)
     errors = []
     for index, url in enumerate(receiver.urls):
         if index in finished:
             continue
-        notifier = apprise.Apprise()
-        with warnings.catch_warnings():  # apprise's plugin loading imports the deprecated imghdr
-            warnings.simplefilter("ignore", DeprecationWarning)
-            understood = notifier.add(url)
-        if not understood:
+        notifier = _apprise(url)
+        if notifier is None:
             errors.append(f"target {index}: apprise does not understand this URL")
             continue
         if notifier.notify(body=text, title=title, notify_type=apprise.NotifyType.FAILURE):
@@ -219,9 +199,28 @@ def _send_apprise(
     return Attempt(True, done_targets=tuple(finished))
 
 
-def _send_log(alert: dict, env: Mapping[str, str]) -> Attempt:
+def _apprise(url: str) -> Any:
+    """An Apprise notifier for `url`, or None when Apprise does not understand the URL."""
+    import apprise  # a heavy import: only workers that send to people pay for it
+
+    notifier = apprise.Apprise()
+    with warnings.catch_warnings():  # apprise's plugin loading imports the deprecated imghdr
+        warnings.simplefilter("ignore", DeprecationWarning)
+        understood = notifier.add(url)
+    return notifier if understood else None
+
+
+def url_problems(receiver: Receiver) -> list[str]:
+    """What Apprise cannot parse among an apprise receiver's URLs (by position, no secrets)."""
+    if receiver.type != "apprise":
+        return []
+    return [f"receiver {receiver.name}: URL {index + 1} is not one Apprise understands"
+            for index, url in enumerate(receiver.urls) if _apprise(url) is None]  # fmt: skip
+
+
+def _send_log(alert: dict, settings: Settings) -> Attempt:
     """One structured log line (the alert as fields, not a JSON string inside the line)."""
-    lang = alert_text.language(env)
+    lang = settings.lang
     logs.log(log, "alert", logging.WARNING, title=alert_text.title(alert, lang), alert=alert)
     return Attempt(True)
 
@@ -231,15 +230,16 @@ def send(
     alert: dict,
     msg_id: str,
     done: Sequence[int] = (),
-    env: Mapping[str, str] = os.environ,
+    settings: Settings | None = None,
 ) -> Attempt:
     """One try at delivering `alert` (already addressed to `receiver`); never raises on I/O."""
+    settings = settings or current()
     if receiver.type == "webhook":
-        attempt = _send_webhook(receiver, alert, msg_id, env)
+        attempt = _send_webhook(receiver, alert, msg_id, settings)
     elif receiver.type == "apprise":
-        attempt = _send_apprise(receiver, alert, done, env)
+        attempt = _send_apprise(receiver, alert, done, settings)
     else:
-        attempt = _send_log(alert, env)
+        attempt = _send_log(alert, settings)
     if attempt.ok:
         NOTIFICATIONS_SENT.labels(receiver.name, alert["status"]).inc()
     else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from workers.enrich import primary_error
 from workers.queues import RETRY, get_queue
 from workers.routing import route as route_event
 from workers.rules import RetrySchedule, Route, current_rules
+from workers.settings import current
 from workers.signing import sign_standard_webhook
 
 RESEND_JOB = "workers.retry.resend"
@@ -161,10 +161,10 @@ def resend(event: dict, route: dict, attempt: int) -> dict:
     """RQ job: ask the business's sender to resend `event`; reschedule or give up on failure."""
     job = get_current_job()
     connection = job.connection if job is not None else connect()
-    env = os.environ
+    settings = current()
     chosen = Route.from_dict(route)
     schedule = chosen.retry or RetrySchedule()
-    url = env.get("WASTATUS_RETRY_URL", "").strip()
+    url = settings.retry_url
     this_job = job_id(event, attempt)
     if not url:
         RETRIES.labels("no_endpoint").inc()
@@ -173,13 +173,13 @@ def resend(event: dict, route: dict, attempt: int) -> dict:
         return {"outcome": "alerted", "reason": "no WASTATUS_RETRY_URL"}
     body = request_body(event, attempt)
     headers = sign_standard_webhook(
-        env.get("WASTATUS_RETRY_SECRET", "").strip() or None,
+        settings.retry_secret,
         f"msg_{event['event_id']}",
         int(time.time()),
         body,
     )
     headers["wastatus-attempt"] = str(attempt)
-    timeout = float(env.get("WASTATUS_HTTP_TIMEOUT") or DEFAULT_HTTP_TIMEOUT)
+    timeout = settings.http_timeout
     started = time.monotonic()
     result = post_json(url, body, headers, timeout)
     RESEND_SECONDS.observe(time.monotonic() - started)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 import catalog
+from workers.settings import Settings, bounds, current, format_duration, parse_duration
 
 ACTIONS = ("alert", "retry", "drop")
 JITTERS = ("full", "equal", "none")
@@ -79,11 +80,14 @@ Matchers = tuple[tuple[str, tuple[Any, ...]], ...]
 
 
 class RulesError(ValueError):
-    """A rules file is not valid; `problems` lists each one with the path of its key."""
+    """A rules file is not valid; `problems` lists each one with the path of its key.
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    `unreadable` when the file could not be read or is not YAML at all."""
+
+    def __init__(self, source: str, problems: list[str], unreadable: bool = False) -> None:
         self.source = source
         self.problems = problems
+        self.unreadable = unreadable
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
@@ -181,44 +185,18 @@ class Rules:
         return self.routes + self.fallback
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string with an s, m, h or d suffix ("30s", "5m", "4h")."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().lower()
-        units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-        unit = next((u for u in ("ms", "s", "m", "h", "d") if text.endswith(u)), None)
-        try:
-            seconds = float(text[: -len(unit)]) * units[unit] if unit else float(text)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a duration like 30s, 5m, 4h") from None
-    else:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 4h")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-def env_defaults(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Route defaults from the environment (group timings, retry schedule)."""
-
-    def duration(name: str, default: float) -> float:
-        raw = env.get(name, "").strip()
-        return parse_duration(raw) if raw else default
-
+def route_defaults(settings: Settings) -> dict[str, Any]:
+    """Route defaults from the settings (group timings, retry schedule)."""
     return {
         "receivers": (),
         "group_by": DEFAULT_GROUP_BY,
-        "group_wait": duration("WASTATUS_GROUP_WAIT", DEFAULT_GROUP_WAIT),
-        "group_interval": duration("WASTATUS_GROUP_INTERVAL", DEFAULT_GROUP_INTERVAL),
-        "repeat_interval": duration("WASTATUS_REPEAT_INTERVAL", DEFAULT_REPEAT_INTERVAL),
+        "group_wait": settings.group_wait,
+        "group_interval": settings.group_interval,
+        "repeat_interval": settings.repeat_interval,
         "retry": RetrySchedule(
-            attempts=int(env.get("WASTATUS_RETRY_ATTEMPTS", "").strip() or DEFAULT_ATTEMPTS),
-            base_delay=duration("WASTATUS_RETRY_BASE_DELAY", DEFAULT_BASE_DELAY),
-            max_delay=duration("WASTATUS_RETRY_MAX_DELAY", DEFAULT_MAX_DELAY),
+            attempts=settings.retry_attempts,
+            base_delay=settings.retry_base_delay,
+            max_delay=settings.retry_max_delay,
         ),
     }
 
@@ -249,14 +227,12 @@ def _make_route(
     )
 
 
-def load_rules(path: str | Path | None = None, env: Mapping[str, str] = os.environ) -> Rules:
+def load_rules(path: str | Path | None = None, settings: Settings | None = None) -> Rules:
     """The rules of `path` (else of `WASTATUS_RULES`, else built-in); raises RulesError."""
-    path = path or env.get("WASTATUS_RULES", "").strip() or None
-    resend_enabled = bool(env.get("WASTATUS_RETRY_URL", "").strip())
-    try:
-        defaults = env_defaults(env)
-    except ValueError as error:
-        raise RulesError("environment", [str(error)]) from None
+    settings = settings or current()
+    path = path or settings.rules_path
+    resend_enabled = bool(settings.retry_url)
+    defaults = route_defaults(settings)
     if path is None:
         fallback = builtin_routes(defaults, resend_enabled)
         return Rules((), (), (), fallback, fallback[-1], resend_enabled, "built-in")
@@ -264,9 +240,9 @@ def load_rules(path: str | Path | None = None, env: Mapping[str, str] = os.envir
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
-        raise RulesError(source, [f"cannot read: {error.strerror or error}"]) from None
+        raise RulesError(source, [f"cannot read: {error.strerror or error}"], True) from None
     except yaml.YAMLError as error:
-        raise RulesError(source, [f"not valid YAML: {error}"]) from None
+        raise RulesError(source, [f"not valid YAML: {error}"], True) from None
     return parse_rules(document, source, defaults, resend_enabled)
 
 
@@ -336,17 +312,36 @@ def _settings(
     return found
 
 
+# The setting whose range a rules file's duration key shares.
+_SETTING_OF = {
+    "group_wait": "group_wait",
+    "group_interval": "group_interval",
+    "repeat_interval": "repeat_interval",
+    "base_delay": "retry_base_delay",
+    "max_delay": "retry_max_delay",
+}
+
+
 def _durations(
     raw: Mapping, keys: tuple[str, ...], path: str, problems: list[str]
 ) -> dict[str, Any]:
-    """Those of `keys` present in `raw`, parsed as durations; bad ones become problems."""
+    """Those of `keys` present in `raw`, parsed as durations in the range of the setting of
+    the same meaning (a repeat_interval of 0 would notify in a loop); bad ones become problems."""
     found: dict[str, Any] = {}
     for key in keys:
-        if key in raw:
-            try:
-                found[key] = parse_duration(raw[key])
-            except ValueError as error:
-                problems.append(f"{path}.{key}: {error}")
+        if key not in raw:
+            continue
+        try:
+            seconds = parse_duration(raw[key])
+        except ValueError as error:
+            problems.append(f"{path}.{key}: {error}")
+            continue
+        low, high = bounds(_SETTING_OF[key])
+        if not low <= seconds <= high:
+            problems.append(f"{path}.{key}: {raw[key]!r} is out of range; use"
+                            f" {format_duration(low)} to {format_duration(high)}")  # fmt: skip
+            continue
+        found[key] = seconds
     return found
 
 
@@ -366,8 +361,13 @@ def _schedule(raw: Any, path: str, inherited: RetrySchedule, problems: list[str]
     values: dict[str, Any] = {}
     if "attempts" in raw:
         attempts = raw["attempts"]
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 50:
-            problems.append(f"{path}.attempts: must be a whole number from 1 to 50")
+        low, high = bounds("retry_attempts")  # as WASTATUS_RETRY_ATTEMPTS
+        if (
+            isinstance(attempts, bool)
+            or not isinstance(attempts, int)
+            or not low <= attempts <= high
+        ):
+            problems.append(f"{path}.attempts: must be a whole number from {low} to {high}")
         else:
             values["attempts"] = attempts
     values.update(_durations(raw, ("base_delay", "max_delay"), path, problems))
@@ -525,32 +525,18 @@ def _receivers(raw: Any, problems: list[str]) -> tuple[dict, ...]:
 _cache: dict[tuple, Rules] = {}
 
 
-def current_rules(env: Mapping[str, str] = os.environ) -> Rules:
-    """`load_rules()` for jobs, cached until the file or the relevant environment changes."""
-    path = env.get("WASTATUS_RULES", "").strip()
+def current_rules(settings: Settings | None = None) -> Rules:
+    """`load_rules()` for jobs, cached until the file or the settings change."""
+    settings = settings or current()
+    path = settings.rules_path
     try:
         mtime = os.stat(path).st_mtime_ns if path else None
     except OSError:
         mtime = None
-    key = (
-        path,
-        mtime,
-        *(env.get(name, "") for name in _ENV_NAMES),
-    )
+    key = (settings, mtime)
     rules = _cache.get(key)
     if rules is None:
-        rules = load_rules(None, env)
+        rules = load_rules(None, settings)
         _cache.clear()
         _cache[key] = rules
     return rules
-
-
-_ENV_NAMES = (
-    "WASTATUS_RETRY_URL",
-    "WASTATUS_GROUP_WAIT",
-    "WASTATUS_GROUP_INTERVAL",
-    "WASTATUS_REPEAT_INTERVAL",
-    "WASTATUS_RETRY_ATTEMPTS",
-    "WASTATUS_RETRY_BASE_DELAY",
-    "WASTATUS_RETRY_MAX_DELAY",
-)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import redis
 from rq.serializers import JSONSerializer
 
-from workers import config, intake, logs, queues
+from workers import intake, logs, queues
+from workers.settings import current
 from workers.telemetry import Worker
 
 logger = logging.getLogger("wastatus.worker")
@@ -68,9 +68,7 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
         connection=connection,
         serializer=JSONSerializer,
         name=name,
-        maintenance_interval=int(
-            config.seconds(os.environ, "WASTATUS_WORKER_MAINTENANCE", DEFAULT_MAINTENANCE_SECONDS)
-        ),
-        worker_ttl=int(config.seconds(os.environ, "WASTATUS_WORKER_TTL", DEFAULT_WORKER_TTL)),
+        maintenance_interval=int(current().worker_maintenance),
+        worker_ttl=int(current().worker_ttl),
     )
     return worker.work(burst=burst, with_scheduler=True)

@@ -34,21 +34,44 @@ class SettingsError(ValueError):
         super().__init__("\n".join(problems))
         self.problems = problems
 
+    def report(self) -> str:
+        """What a process prints when it refuses to start (see README, Configuration)."""
+        lines = [f"wastatus: cannot start: {len(self.problems)} setting(s) cannot be used"]
+        lines += [f"  {problem}" for problem in self.problems]
+        return "\n".join(lines) + "\n"
 
-def parse_duration(text: str) -> float:
-    """Seconds from `30s`, `5m`, `4h`, `8d`, `500ms` or a bare number; ValueError otherwise."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a duration: use {DURATION_FORM}")
-    number, unit = match.groups()
-    seconds = float(number) * _UNITS[(unit or "s").lower()]
-    if not math.isfinite(seconds):
-        raise ValueError(f"{text!r} is too large for a duration")
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `30s`, `5m`, `4h`, `8d`, `500ms` or a bare number; ValueError otherwise.
+
+    A number (as YAML gives one) is seconds too. Negative, infinite and NaN are refused.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration: use {DURATION_FORM}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if seconds < 0:
+            raise ValueError(f"{value!r} is negative; a duration is 0 or more")
+    else:
+        text = str(value)
+        match = _DURATION.match(text)
+        if not match:
+            if text.strip().startswith("-"):
+                raise ValueError(f"{text!r} is negative; a duration is 0 or more")
+            raise ValueError(f"{text!r} is not a duration: use {DURATION_FORM}")
+        number, unit = match.groups()
+        seconds = float(number) * _UNITS[(unit or "s").lower()]
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration: use {DURATION_FORM}")
+    if math.isinf(seconds):
+        raise ValueError(f"{value!r} is too large for a duration")
     return seconds
 
 
 def format_duration(seconds: float) -> str:
     """The shortest exact way to write `seconds` in the units `parse_duration` reads."""
+    if seconds == 0:
+        return "0s"
     for unit in ("d", "h", "m", "s"):
         size = _UNITS[unit]
         if seconds >= size and seconds % size == 0:
@@ -64,8 +87,10 @@ def _duration(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    if not re.fullmatch(r"\d{1,18}", text):
+    if not re.fullmatch(r"[0-9]+", text):
         raise ValueError(f"{text!r} is not a whole number")
+    if len(text) > 30:  # beyond any range below; int() of thousands of digits is refused anyway
+        raise ValueError(f"{text!r} is too large")
     return int(text)
 
 
@@ -112,6 +137,29 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def whatsapp_refusal(url: str) -> str | None:
+    """Why `url` cannot receive alerts when it would send them over WhatsApp, else None."""
+    scheme = url.split("://", 1)[0].strip().lower()
+    if scheme != "whatsapp":
+        return None
+    return (
+        f"refusing {scheme}:// as an alert receiver: alerts never go over WhatsApp itself "
+        "(WhatsApp may be what is failing, and each alert would cost a conversation); "
+        "use Slack, Teams, Discord, e-mail, Telegram, PagerDuty or a webhook instead"
+    )
+
+
+def _alert_urls(text: str) -> tuple[str, ...]:
+    """Apprise URLs, comma-separated; a WhatsApp one is refused (`wastatus rules check` and
+    `wastatus worker` ask Apprise whether each parses: its import is too slow for every start)."""
+    urls = _list(text)
+    for url in urls:
+        refusal = whatsapp_refusal(url)
+        if refusal:
+            raise ValueError(refusal)
+    return urls
+
+
 def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
     """`host:port,host:port` (port 26379 when left out), as redis-py's Sentinel wants them."""
     found = []
@@ -149,11 +197,18 @@ def _choice(*choices: str) -> Callable[[str], str]:
             raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
         return lowered
 
+    parse.form = f"one of {', '.join(choices)}"  # type: ignore[attr-defined]
     return parse
 
 
+_LOG_LEVELS = _choice("debug", "info", "warning", "error", "critical")
+
+
 def _log_level(text: str) -> str:
-    return _choice("debug", "info", "warning", "error", "critical")(text).upper()
+    return _LOG_LEVELS(text).upper()
+
+
+_log_level.form = _LOG_LEVELS.form  # type: ignore[attr-defined]
 
 
 _FORMS: dict[Callable, str] = {
@@ -164,6 +219,8 @@ _FORMS: dict[Callable, str] = {
     _http_url: "an http:// or https:// URL",
     _redis_url: "a redis://, rediss:// or unix:// URL",
     _sentinels: "host:port, comma-separated",
+    _alert_urls: "Apprise URLs, comma-separated",
+    _list: "comma-separated values",
     _standard_webhook_secret: "whsec_ followed by base64",
     _language: "ja or en",
 }
@@ -175,9 +232,13 @@ def setting(
     default: Any = None,
     low: float | None = None,
     high: float | None = None,
+    secret: bool = False,
 ) -> Any:
-    """A dataclass field read from the variable `name` with `parse`, within [`low`, `high`]."""
-    metadata = {"name": name, "parse": parse, "low": low, "high": high}
+    """A dataclass field read from the variable `name` with `parse`, within [`low`, `high`].
+
+    A `secret` one is never echoed in an error message (nor is a URL's password).
+    """
+    metadata = {"name": name, "parse": parse, "low": low, "high": high, "secret": secret}
     return field(default=default, metadata=metadata)
 
 
@@ -194,19 +255,21 @@ class Settings:
         "WASTATUS_REDIS_SENTINELS", _sentinels, ()
     )
     redis_sentinel_master: str = setting("WASTATUS_REDIS_SENTINEL_MASTER", _text, "mymaster")
-    redis_sentinel_password: str | None = setting("WASTATUS_REDIS_SENTINEL_PASSWORD", _text)
-    redis_password: str | None = setting("WASTATUS_REDIS_PASSWORD", _text)
+    redis_sentinel_password: str | None = setting(
+        "WASTATUS_REDIS_SENTINEL_PASSWORD", _text, secret=True
+    )
+    redis_password: str | None = setting("WASTATUS_REDIS_PASSWORD", _text, secret=True)
     redis_db: int = setting("WASTATUS_REDIS_DB", _count, 0, 0, 100_000)
     redis_connect_timeout: float = setting(
         "WASTATUS_REDIS_CONNECT_TIMEOUT", _duration, 1.0, 0.01, 300
     )
     redis_timeout: float = setting("WASTATUS_REDIS_TIMEOUT", _duration, 5.0, 0.01, 300)
     data_dir: str = setting("WASTATUS_DATA_DIR", _text, DEFAULT_DATA_DIR)
-    app_secrets: tuple[str, ...] = setting("WASTATUS_APP_SECRET", _list, ())
-    onprem_tokens: tuple[str, ...] = setting("WASTATUS_ONPREM_TOKEN", _list, ())
-    verify_token: str = setting("WASTATUS_VERIFY_TOKEN", _text, "")
+    app_secrets: tuple[str, ...] = setting("WASTATUS_APP_SECRET", _list, (), secret=True)
+    onprem_tokens: tuple[str, ...] = setting("WASTATUS_ONPREM_TOKEN", _list, (), secret=True)
+    verify_token: str = setting("WASTATUS_VERIFY_TOKEN", _text, "", secret=True)
     insecure: bool = setting("WASTATUS_INSECURE", _flag, False)
-    max_body: int = setting("WASTATUS_MAX_BODY", _count, 4 * 1024 * 1024, 256, 1 << 30)
+    max_body: int = setting("WASTATUS_MAX_BODY", _count, 4 * 1024 * 1024, 1024, 1 << 30)
     dedup_window: float = setting("WASTATUS_DEDUP_WINDOW", _duration, 8 * DAY, 1, 365 * DAY)
     port: int = setting("PORT", _count, 8000, 1, 65535)
     web_concurrency: int = setting("WEB_CONCURRENCY", _count, 2, 1, 1024)
@@ -214,14 +277,16 @@ class Settings:
     # workers, routing and resends
     rules_path: str | None = setting("WASTATUS_RULES", _text)
     retry_url: str | None = setting("WASTATUS_RETRY_URL", _http_url)
-    retry_secret: str | None = setting("WASTATUS_RETRY_SECRET", _standard_webhook_secret)
+    retry_secret: str | None = setting(
+        "WASTATUS_RETRY_SECRET", _standard_webhook_secret, secret=True
+    )
     retry_rate: float = setting("WASTATUS_RETRY_RATE", _rate, 0.0, 0, 1_000_000)
-    http_timeout: float = setting("WASTATUS_HTTP_TIMEOUT", _duration, 10.0, 0.01, 600)
-    retry_attempts: int = setting("WASTATUS_RETRY_ATTEMPTS", _count, 5, 1, 1000)
+    http_timeout: float = setting("WASTATUS_HTTP_TIMEOUT", _duration, 10.0, 0.01, 60)
+    retry_attempts: int = setting("WASTATUS_RETRY_ATTEMPTS", _count, 5, 1, 50)
     retry_base_delay: float = setting("WASTATUS_RETRY_BASE_DELAY", _duration, 30.0, 0.001, 30 * DAY)
     retry_max_delay: float = setting("WASTATUS_RETRY_MAX_DELAY", _duration, 3600.0, 0.001, 30 * DAY)
     drain_batch: int = setting("WASTATUS_DRAIN_BATCH", _count, 500, 1, 5000)
-    drain_seconds: float = setting("WASTATUS_DRAIN_SECONDS", _duration, 10.0, 0.01, 3600)
+    drain_seconds: float = setting("WASTATUS_DRAIN_SECONDS", _duration, 10.0, 0, 120)
     drain_lease: float = setting("WASTATUS_DRAIN_LEASE", _duration, 60.0, 1, DAY)
     drain_max_deliveries: int = setting("WASTATUS_DRAIN_MAX_DELIVERIES", _count, 5, 1, 1000)
     worker_maintenance: float = setting("WASTATUS_WORKER_MAINTENANCE", _duration, 60.0, 1, DAY)
@@ -230,16 +295,16 @@ class Settings:
     # alerts
     alert_webhook_url: str | None = setting("WASTATUS_ALERT_WEBHOOK_URL", _http_url)
     alert_webhook_secret: str | None = setting(
-        "WASTATUS_ALERT_WEBHOOK_SECRET", _standard_webhook_secret
+        "WASTATUS_ALERT_WEBHOOK_SECRET", _standard_webhook_secret, secret=True
     )
-    alert_urls: tuple[str, ...] = setting("WASTATUS_ALERT_URLS", _list, ())
+    alert_urls: tuple[str, ...] = setting("WASTATUS_ALERT_URLS", _alert_urls, (), secret=True)
     lang: str = setting("WASTATUS_LANG", _language, "ja")
     group_wait: float = setting("WASTATUS_GROUP_WAIT", _duration, 30.0, 0, DAY)
     group_interval: float = setting("WASTATUS_GROUP_INTERVAL", _duration, 300.0, 1, 7 * DAY)
     repeat_interval: float = setting(
         "WASTATUS_REPEAT_INTERVAL", _duration, 4 * 3600.0, 60, 30 * DAY
     )
-    group_resolve: float = setting("WASTATUS_GROUP_RESOLVE", _duration, DAY, 60, 30 * DAY)
+    group_resolve: float = setting("WASTATUS_GROUP_RESOLVE", _duration, DAY, 0.1, 30 * DAY)
     alert_attempts: int = setting("WASTATUS_ALERT_ATTEMPTS", _count, 5, 1, 1000)
     alert_retry_base: float = setting("WASTATUS_ALERT_RETRY_BASE", _duration, 5.0, 0.001, DAY)
     alert_retry_max: float = setting("WASTATUS_ALERT_RETRY_MAX", _duration, 600.0, 0.001, 7 * DAY)
@@ -255,6 +320,11 @@ class Settings:
     @property
     def authentication_configured(self) -> bool:
         return bool(self.app_secrets or self.onprem_tokens)
+
+    @property
+    def dedup_seconds(self) -> int:
+        """The dedup window in whole seconds, as Redis' SET EX takes it."""
+        return math.ceil(self.dedup_window)
 
     @property
     def data_path(self) -> Path:
@@ -286,11 +356,14 @@ def read(env: Mapping[str, str] = os.environ) -> Settings:
         raw = env.get(meta["name"])
         if raw is None or not raw.strip():
             continue
-        shown = _shown(meta["name"], raw)
+        shown = _shown(meta, raw)
         try:
             value = meta["parse"](raw.strip())
         except ValueError as error:
-            problems.append(f"{meta['name']}={shown}: {error}")
+            message = str(error).replace(repr(raw.strip()), shown)
+            if meta["secret"] and raw.strip() in message:
+                message = "not accepted"
+            problems.append(f"{meta['name']}={shown}: {message}")
             continue
         if not _within(value, meta["low"], meta["high"]):
             problems.append(f"{meta['name']}={shown}: out of range; {_range(meta)}")
@@ -309,10 +382,15 @@ def read(env: Mapping[str, str] = os.environ) -> Settings:
     return Settings(**values)
 
 
-def _shown(name: str, raw: str) -> str:
+def _shown(meta: Mapping[str, Any], raw: str) -> str:
     # An error message must not print a secret into a terminal or a log.
-    if any(word in name for word in ("SECRET", "PASSWORD", "TOKEN")):
+    if meta["secret"]:
         return f"<{len(raw)} characters, not shown>"
+    if meta["parse"] in (_redis_url, _http_url):
+        parts = urlsplit(raw.strip())
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":<not shown>@")
+            return repr(parts._replace(netloc=netloc).geturl())
     return repr(raw)
 
 
@@ -320,6 +398,12 @@ def _within(value: Any, low: float | None, high: float | None) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return True
     return (low is None or value >= low) and (high is None or value <= high)
+
+
+def bounds(attribute: str) -> tuple[float, float]:
+    """The range of the setting `attribute`: what a rules file's key of the same meaning takes."""
+    meta = next(spec.metadata for spec in fields(Settings) if spec.name == attribute)
+    return meta["low"], meta["high"]
 
 
 def _default(attribute: str) -> Any:
@@ -333,7 +417,11 @@ def _variable(attribute: str) -> str:
 def _range(meta: Mapping[str, Any]) -> str:
     low, high, parse = meta["low"], meta["high"], meta["parse"]
     show = format_duration if parse is _duration else (lambda number: f"{number:g}")
-    return f"accepted: {_FORMS.get(parse, 'a value')} from {show(low)} to {show(high)}"
+    return f"accepted: {_form(parse)} from {show(low)} to {show(high)}"
+
+
+def _form(parse: Callable) -> str:
+    return _FORMS.get(parse) or getattr(parse, "form", "text")
 
 
 def describe() -> list[dict[str, Any]]:
@@ -344,7 +432,8 @@ def describe() -> list[dict[str, Any]]:
         rows.append(
             {
                 "variable": meta["name"],
-                "form": _FORMS.get(meta["parse"], "text"),
+                "attribute": spec.name,
+                "form": _form(meta["parse"]),
                 "default": spec.default,
                 "low": meta["low"],
                 "high": meta["high"],

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,7 @@ import redis
 from prometheus_client import Counter
 
 from workers import routing, rules
+from workers.settings import Settings, current
 
 SILENCES = "wastatus:silences"
 """Hash: silence id → JSON {id, matchers, starts_at, ends_at, comment, created_by, created_at}."""
@@ -131,11 +131,11 @@ def from_rules(rule_silences: Iterable[Mapping]) -> list[dict]:
     return found
 
 
-def _rules_silences(env: Mapping[str, str]) -> list[dict]:
+def _rules_silences(settings: Settings) -> list[dict]:
     """Silences declared in `WASTATUS_RULES` (the rules are cached until the file changes)."""
-    if not env.get("WASTATUS_RULES", "").strip():
+    if not settings.rules_path:
         return []
-    return from_rules(rules.current_rules(env).silences)
+    return from_rules(rules.current_rules(settings).silences)
 
 
 def _is_active(silence: Mapping, now: float) -> bool:
@@ -158,7 +158,7 @@ def stored(connection: redis.Redis) -> list[dict]:
 
 
 def active(
-    connection: redis.Redis, env: Mapping[str, str] = os.environ, now: float | None = None
+    connection: redis.Redis, settings: Settings | None = None, now: float | None = None
 ) -> list[dict]:
     """The silences in force now, from Redis and the rules file, each with its count."""
     now = time.time() if now is None else now
@@ -169,7 +169,7 @@ def active(
         connection.hdel(SILENCES, *old)
     silences = sorted((s for s in silences if _is_active(s, now)),
                       key=lambda silence: silence["created_at"])  # fmt: skip
-    silences += [s for s in _rules_silences(env) if _is_active(s, now)]
+    silences += [s for s in _rules_silences(settings or current()) if _is_active(s, now)]
     counts = connection.hgetall(COUNTS)
     for silence in silences:
         silence["silenced"] = int(counts.get(silence["id"].encode(), 0))
@@ -177,10 +177,10 @@ def active(
 
 
 def split(
-    connection: redis.Redis, events: list[dict], env: Mapping[str, str] = os.environ
+    connection: redis.Redis, events: list[dict], settings: Settings | None = None
 ) -> tuple[list[dict], dict[str, list[dict]]]:
     """Separate `events` into those to send and those silenced (by silence id)."""
-    silences = active(connection, env)
+    silences = active(connection, settings)
     if not silences:
         return events, {}
     keep: list[dict] = []

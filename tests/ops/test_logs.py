@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
 from tests.ops.conftest import cloud_status, work
 from workers import logs, queues
+from workers.settings import read
 
 
 def lines(captured: str, event: str) -> list[dict]:
@@ -26,7 +27,7 @@ def lines(captured: str, event: str) -> list[dict]:
 @pytest.fixture
 def reset_logging():
     yield
-    logs.configure({})
+    logs.configure(read({}))
 
 
 class TestMaskPhone:
@@ -93,16 +94,16 @@ class TestJsonFormatter:
 
     def test_log_pii_setting_reaches_the_formatter(self, capsys, reset_logging):
         """WASTATUS_LOG_PII=1 keeps phone numbers in the lines written."""
-        logs.configure({"WASTATUS_LOG_PII": "1"})
+        logs.configure(read({"WASTATUS_LOG_PII": "1"}))
         logs.log(logging.getLogger("wastatus.test"), "pii.check", recipient_id="16505551234")
         assert lines(capsys.readouterr().err, "pii.check")[0]["recipient_id"] == "16505551234"
-        logs.configure({})
+        logs.configure(read({}))
         logs.log(logging.getLogger("wastatus.test"), "pii.check", recipient_id="16505551234")
         assert lines(capsys.readouterr().err, "pii.check")[0]["recipient_id"] == "*******1234"
 
     def test_log_level_warning_drops_request_lines(self, client, capsys, reset_logging):
         """WASTATUS_LOG_LEVEL=WARNING keeps the per-request lines out."""
-        logs.configure({"WASTATUS_LOG_LEVEL": "WARNING"})
+        logs.configure(read({"WASTATUS_LOG_LEVEL": "WARNING"}))
         client.get("/healthz")
         assert lines(capsys.readouterr().err, "http.request") == []
 
@@ -120,8 +121,13 @@ class TestRequestLog:
         assert len(line["event_ids"]) == 1 and len(line["event_ids"][0]) == 32
         assert line["latency_ms"] >= 0
 
-    def test_never_logs_the_body_phone_numbers_or_secrets(self, client, post, capsys):
+    def test_never_logs_the_body_phone_numbers_or_secrets(self, redis, redis_url, capsys):
         """Neither the recipient's number, nor the body, nor the token or signature is written."""
+        from tests.conftest import Poster
+        from webhook import create_app
+
+        client = create_app(app_env(redis_url, WASTATUS_LOG_REQUESTS="all")).test_client()
+        post = Poster(client)
         capsys.readouterr()
         post.signed(cloud_status(code=131049, recipient="16505551234"))
         client.post(f"/webhook?token={ONPREM_TOKEN}", data=json.dumps(cloud_status()),
@@ -163,19 +169,37 @@ class TestRequestLog:
 
 
 class TestRequestModes:
-    def test_failures_mode_skips_plain_200s(self, redis, redis_url, capsys):
-        """WASTATUS_LOG_REQUESTS=failures logs failures, not routine statuses (nor 401s)."""
+    def test_failures_mode_is_the_default_and_skips_plain_200s(self, redis, redis_url, capsys):
+        """Unset, WASTATUS_LOG_REQUESTS is failures: it logs failures and refusals, not
+        routine statuses (nor 401s)."""
         from tests.conftest import Poster
         from webhook import create_app
 
-        app = create_app(app_env(redis_url, WASTATUS_LOG_REQUESTS="failures"))
+        app = create_app(app_env(redis_url))
         poster = Poster(app.test_client())
         capsys.readouterr()
         poster.signed(cloud_status("delivered"))
         poster.signed(cloud_status("failed"))
         app.test_client().post("/webhook", data=b"{}")
+        app.test_client().get("/healthz")
+        poster.signed({"padding": "x" * (5 * 1024 * 1024)})
         found = lines(capsys.readouterr().err, "http.request")
-        assert [(line["status"], line.get("events")) for line in found] == [(200, 1)]
+        assert [(line["status"], line.get("events")) for line in found] == [(200, 1), (413, None)]
+
+    def test_all_mode_logs_every_request(self, redis, redis_url, capsys):
+        """WASTATUS_LOG_REQUESTS=all writes a line for a routine 200 too."""
+        from tests.conftest import Poster
+        from webhook import create_app
+
+        app = create_app(app_env(redis_url, WASTATUS_LOG_REQUESTS="all"))
+        capsys.readouterr()
+        Poster(app.test_client()).signed(cloud_status("delivered"))
+        app.test_client().get("/healthz")
+        found = lines(capsys.readouterr().err, "http.request")
+        assert [(line["path"], line["status"]) for line in found] == [
+            ("/webhook", 200),
+            ("/healthz", 200),
+        ]
 
     def test_none_mode_logs_no_request(self, redis, redis_url, capsys):
         """WASTATUS_LOG_REQUESTS=none writes no request line at all."""
@@ -221,7 +245,7 @@ class TestJobLog:
 class TestHotPathWrites:
     def test_a_line_goes_whole_to_the_file_descriptor(self, capfd):
         """Where stderr is a real descriptor, the hot path writes each line in one piece."""
-        logs.configure({})
+        logs.configure(read({}))
         logger = logging.getLogger("wastatus.test")
         logs.log_fields(logger, "fd.line", {"title": "配信不可", "n": 1})
         found = lines(capfd.readouterr().err, "fd.line")
@@ -233,7 +257,7 @@ class TestHotPathWrites:
         """Text still buffered in the stream is flushed before the line's own write."""
         import sys
 
-        logs.configure({})
+        logs.configure(read({}))
         sys.stderr.write("before:")
         logs.log_fields(logging.getLogger("wastatus.test"), "fd.order", {})
         assert capfd.readouterr().err.startswith('before:{"ts":')
@@ -243,7 +267,7 @@ class TestHotPathWrites:
         import os
         import sys
 
-        logs.configure({})
+        logs.configure(read({}))
         read_end, write_end = os.pipe()
         os.close(read_end)
         with open(write_end, "w") as orphan:

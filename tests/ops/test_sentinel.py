@@ -14,8 +14,9 @@ from tests.conftest import Poster, app_env
 from tests.ops.conftest import cloud_status, work
 from webhook import create_app
 from workers import intake
-from workers.connection import connect, sentinel_addresses
+from workers.connection import connect
 from workers.redis_server import free_port, redis_server_binary
+from workers.settings import read
 
 
 @pytest.fixture
@@ -54,14 +55,15 @@ def sentinel_env(port: int) -> dict[str, str]:
 class TestSentinelAddresses:
     def test_parses_hosts_ports_and_the_default_port(self):
         """Comma-separated host:port pairs; a bare host gets Sentinel's port 26379."""
-        assert sentinel_addresses("a:1, b ,[::1]:3") == [("a", 1), ("b", 26379), ("::1", 3)]
+        sentinels = read({"WASTATUS_REDIS_SENTINELS": "a:1, b ,[::1]:3"}).redis_sentinels
+        assert sentinels == (("a", 1), ("b", 26379), ("::1", 3))
 
 
 class TestSentinel:
     def test_connect_asks_the_sentinels_for_the_master(self, sentinel):
         """Without REDIS_URL the client is a sentinel-managed client of the master."""
         master, port = sentinel
-        connection = connect(None, sentinel_env(port))
+        connection = connect(None, read(sentinel_env(port)))
         assert isinstance(connection.connection_pool, SentinelConnectionPool)
         connection.set("wastatus:test", "via-sentinel")
         assert redis_lib.Redis(port=master.port).get("wastatus:test") == b"via-sentinel"
@@ -74,5 +76,5 @@ class TestSentinel:
         direct = redis_lib.Redis(port=master.port)
         assert direct.llen(intake.INBOX) == 1
         assert app.test_client().get("/readyz").status_code == 200
-        work(connect(None, sentinel_env(port)))
+        work(connect(None, read(sentinel_env(port))))
         assert direct.llen(intake.INBOX) == 0

@@ -1,17 +1,17 @@
 """The app factory."""
 
 from webhook import create_app
-from webhook.settings import DEFAULT_MAX_BODY
+from workers.settings import Settings
 
 
 class TestCreateApp:
     def test_reads_the_given_mapping_not_the_process_environment(self, monkeypatch):
         """A mapping passed to create_app is the whole configuration."""
         monkeypatch.setenv("WASTATUS_APP_SECRET", "from-process-env")
-        app = create_app({"WASTATUS_APP_SECRET": "a, b", "WASTATUS_MAX_BODY": "1000"})
+        app = create_app({"WASTATUS_APP_SECRET": "a, b", "WASTATUS_MAX_BODY": "2048"})
         settings = app.extensions["wastatus"].settings
         assert settings.app_secrets == ("a", "b")
-        assert settings.max_body == 1000
+        assert settings.max_body == 2048
 
     def test_reads_the_process_environment_by_default(self, monkeypatch):
         """Without a mapping, settings come from WASTATUS_* variables."""
@@ -19,7 +19,7 @@ class TestCreateApp:
         monkeypatch.delenv("WASTATUS_MAX_BODY", raising=False)
         settings = create_app().extensions["wastatus"].settings
         assert settings.onprem_tokens == ("tok",)
-        assert settings.max_body == DEFAULT_MAX_BODY
+        assert settings.max_body == Settings().max_body
 
     def test_builds_no_redis_connection_until_needed(self):
         """Creating the app does not touch Redis, so it starts while Redis is down."""

@@ -11,6 +11,7 @@ import pytest
 from tests.receiver import Receiver, Reply
 from tests.workers.alerting import drive, drive_for, enriched, route
 from workers import alerts, deadletter, ledger, notifications, receivers
+from workers.settings import SettingsError, read
 
 
 @pytest.fixture
@@ -157,15 +158,20 @@ class TestApprise:
         assert "What to do:" in sent["message"]
 
     def test_whatsapp_urls_are_refused(self, env):
-        """A whatsapp:// Apprise URL is refused with a clear reason."""
-        env.setenv("WASTATUS_ALERT_URLS", "whatsapp://token@123/456")
+        """A whatsapp:// Apprise URL is refused with a clear reason, in the settings (at
+        start) and in a rules file."""
+        with pytest.raises(SettingsError, match="never go over WhatsApp"):
+            read({"WASTATUS_ALERT_URLS": "json://127.0.0.1/x, whatsapp://token@123/456"})
+        spec = {"name": "wa", "type": "apprise", "url": "whatsapp://token@123/456"}
         with pytest.raises(receivers.ReceiverConfigError, match="never go over WhatsApp"):
-            receivers.configured()
+            receivers.make(spec)
 
-    def test_whatsapp_receiver_dead_letters_instead_of_sending(self, redis, env):
-        """A notification whose only receiver is WhatsApp goes to the dead letters, unsent."""
-        env.setenv("WASTATUS_ALERT_URLS", "whatsapp://token@123/456")
-        alerts.submit(redis, enriched(131049, 1), route(receivers=("apprise",)))
+    def test_whatsapp_receiver_dead_letters_instead_of_sending(self, redis, env, tmp_path):
+        """A notification whose only receiver is WhatsApp (a rules file edited after the
+        worker's start check) goes to the dead letters, unsent."""
+        spec = {"name": "wa", "type": "apprise", "url": "whatsapp://token@123/456"}
+        env.setenv("WASTATUS_RULES", _rules_file(tmp_path, spec))
+        alerts.submit(redis, enriched(131049, 1), route(receivers=("wa",)))
         drive(redis, lambda: deadletter.count(redis) == 1)
         assert "WhatsApp" in deadletter.entries(redis)[0].reason
 

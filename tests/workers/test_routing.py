@@ -6,7 +6,8 @@ import pytest
 
 from workers.enrich import enrich
 from workers.routing import matches, route
-from workers.rules import env_defaults, load_rules, parse_rules
+from workers.rules import load_rules, parse_rules, route_defaults
+from workers.settings import read
 
 ENV_RETRY = {"WASTATUS_RETRY_URL": "http://127.0.0.1:9/resend"}
 
@@ -29,7 +30,9 @@ def failed(code, api="cloud", recipient="818012345678", message_id="wamid.1", **
 
 def rules_of(document: dict, env: dict | None = None):
     env = env or {}
-    return parse_rules(document, "test", env_defaults(env), bool(env.get("WASTATUS_RETRY_URL")))
+    return parse_rules(
+        document, "test", route_defaults(read(env)), bool(env.get("WASTATUS_RETRY_URL"))
+    )
 
 
 def names(event, rules) -> list[str]:
@@ -88,19 +91,19 @@ class TestRouteTable:
 class TestBuiltinRoutes:
     def test_transient_codes_resend(self):
         """With a resend URL and no file, codes the catalog says can be resent go to retry."""
-        rules = load_rules(None, ENV_RETRY)
+        rules = load_rules(None, read(ENV_RETRY))
         for code in (131000, 131016, 1014, 131049, 130429):
             assert [r.action for r in route(failed(code), rules)] == ["retry"], code
 
     def test_permanent_codes_alert(self):
         """Codes that resending cannot fix alert."""
-        rules = load_rules(None, ENV_RETRY)
+        rules = load_rules(None, read(ENV_RETRY))
         for code in (131047, 131026, 100, None):
             assert [r.action for r in route(failed(code), rules)] == ["alert"], code
 
     def test_everything_alerts_without_resend_url(self):
         """Zero configuration and no resend endpoint: every failure alerts."""
-        rules = load_rules(None, {})
+        rules = load_rules(None, read({}))
         assert [r.action for r in route(failed(131000), rules)] == ["alert"]
 
     def test_unmatched_events_in_a_file_follow_the_builtins(self):

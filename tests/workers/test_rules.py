@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from webhook.cli import main
-from workers.rules import Route, RulesError, load_rules, parse_duration
+from workers.rules import Route, RulesError, load_rules
+from workers.settings import parse_duration, read
 
 RULES = Path(__file__).parent.parent / "fixtures" / "rules"
 FIXTURES = RULES.parent
@@ -18,7 +19,7 @@ FIXTURES = RULES.parent
 class TestLoadRules:
     def test_full_file(self):
         """Every setting of the example file lands in the routes, defaults included."""
-        rules = load_rules(RULES / "full.yaml", {"WASTATUS_RETRY_URL": "http://x"})
+        rules = load_rules(RULES / "full.yaml", read({"WASTATUS_RETRY_URL": "http://x"}))
         by_name = {route.name: route for route in rules.routes}
         assert list(by_name) == [
             "ignore-experiment", "japan-ops", "resend-transient", "marketing-window"
@@ -40,7 +41,7 @@ class TestLoadRules:
     def test_bad_file_lists_every_problem_with_its_path(self):
         """Each mistake is reported with the path of its key, not just the first."""
         with pytest.raises(RulesError) as caught:
-            load_rules(RULES / "bad.yaml", {})
+            load_rules(RULES / "bad.yaml", read({}))
         problems = "\n".join(caught.value.problems)
         for path in (
             "defaults.group_wiat: unknown key",
@@ -61,26 +62,26 @@ class TestLoadRules:
         path = tmp_path / "r.yaml"
         path.write_text("routes: [\n")
         with pytest.raises(RulesError, match="not valid YAML"):
-            load_rules(path, {})
+            load_rules(path, read({}))
 
-    def test_env_defaults(self):
+    def test_defaults_from_settings(self):
         """Group timings and the retry schedule default from the environment."""
         env = {"WASTATUS_GROUP_WAIT": "0", "WASTATUS_GROUP_INTERVAL": "2m",
                "WASTATUS_REPEAT_INTERVAL": "1h", "WASTATUS_RETRY_ATTEMPTS": "2",
                "WASTATUS_RETRY_BASE_DELAY": "0.5", "WASTATUS_RETRY_URL": "http://x"}  # fmt: skip
-        retry_route, alert_route = load_rules(None, env).fallback
+        retry_route, alert_route = load_rules(None, read(env)).fallback
         assert (alert_route.group_wait, alert_route.group_interval) == (0, 120)
         assert alert_route.repeat_interval == 3600
         assert (retry_route.retry.attempts, retry_route.retry.base_delay) == (2, 0.5)
 
     def test_rules_from_env_var(self):
         """With no path, WASTATUS_RULES names the file."""
-        rules = load_rules(None, {"WASTATUS_RULES": str(RULES / "full.yaml")})
+        rules = load_rules(None, read({"WASTATUS_RULES": str(RULES / "full.yaml")}))
         assert rules.source.endswith("full.yaml") and len(rules.routes) == 4
 
     def test_route_round_trips_through_json(self):
         """A route survives to_dict → JSON → from_dict (it travels in RQ job arguments)."""
-        rules = load_rules(RULES / "full.yaml", {"WASTATUS_RETRY_URL": "http://x"})
+        rules = load_rules(RULES / "full.yaml", read({"WASTATUS_RETRY_URL": "http://x"}))
         for route in rules.all_routes():
             assert Route.from_dict(json.loads(json.dumps(route.to_dict()))) == route
 
@@ -95,7 +96,11 @@ class TestLoadRules:
 class TestRulesCommand:
     def test_check_valid(self):
         """`rules check` on a valid file exits 0 and lists its routes."""
-        result = CliRunner().invoke(main, ["rules", "check", str(RULES / "full.yaml")])
+        result = CliRunner().invoke(
+            main,
+            ["rules", "check", str(RULES / "full.yaml")],
+            env={"WASTATUS_RETRY_URL": "http://127.0.0.1:9/r"},
+        )
         assert result.exit_code == 0, result.output
         assert "japan-ops" in result.output
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.workers.alerting import drive, drive_for, enriched, route
 from workers import alerts, ledger, silences
+from workers.settings import read
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ class TestStore:
         """A code given as text is stored as the number routes match on."""
         silence = silences.add(redis, {"code": "131049", "api": "cloud"}, time.time() + 60)
         assert silence["matchers"] == {"code": [131049], "api": ["cloud"]}
-        assert [s["id"] for s in silences.active(redis, env={})] == [silence["id"]]
+        assert [s["id"] for s in silences.active(redis, settings=read({}))] == [silence["id"]]
 
     def test_unknown_matcher_key_is_refused(self, redis):
         """A matcher key routes do not know is refused with the allowed keys."""
@@ -46,7 +47,7 @@ class TestStore:
         """An expired silence is no longer active but is still listed among stored ones."""
         silence = silences.add(redis, {"code": 131049}, time.time() + 3600)
         assert silences.expire(redis, silence["id"]) is True
-        assert silences.active(redis, env={}) == []
+        assert silences.active(redis, settings=read({})) == []
         [kept] = silences.stored(redis)
         assert kept["active"] is False
         assert silences.expire(redis, "nope") is False
@@ -62,7 +63,7 @@ class TestSilencing:
         drive(redis, lambda: len(hook.requests) >= 1)
         drive_for(redis, 1.2)
         assert [request.json()["alerts"][0]["code"] for request in hook.requests] == [131026]
-        [active] = silences.active(redis, env={})
+        [active] = silences.active(redis, settings=read({}))
         assert (active["id"], active["silenced"]) == (silence["id"], 30)
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in quiet])
         assert set(outcomes.values()) == {"silenced"}
@@ -74,7 +75,7 @@ class TestSilencing:
         alerts.submit(redis, quiet, route())
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in quiet])
         assert set(outcomes.values()) == {"silenced"}
-        assert silences.active(redis, env={})[0]["silenced"] == 4
+        assert silences.active(redis, settings=read({}))[0]["silenced"] == 4
 
     def test_expired_silence_lets_events_through(self, redis, hook):
         """Once a silence expires, the events it matched alert again."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from webhook.cli import (
@@ -17,9 +19,24 @@ from webhook.cli import (
     up,
     worker,
 )
+from workers import settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SettingsFirst(click.Group):
+    """A group whose commands start from validated settings: a bad one stops the command
+    here (exit 2, one line per problem), not in a job later. `--help` needs no settings."""
+
+    def invoke(self, ctx: click.Context):
+        if not {"-h", "--help"} & set(ctx.args):
+            try:
+                settings.load()
+            except settings.SettingsError as error:
+                click.echo(error.report(), err=True, nl=False)
+                sys.exit(2)
+        return super().invoke(ctx)
+
+
+@click.group(cls=SettingsFirst, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """wastatus: WhatsApp Business status webhooks, every failure explained and routed."""
 

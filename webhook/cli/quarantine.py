@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import click
 from rich.console import Console
@@ -11,7 +10,7 @@ from rich.table import Table
 
 from webhook import quarantine as store
 from webhook.cli.common import print_json, redis_or_exit
-from webhook.settings import Settings
+from workers.settings import current
 
 
 def _when(timestamp: float) -> str:
@@ -78,7 +77,7 @@ def replay(entry_ids: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
         missing = [i for i, entry in zip(entry_ids, entries, strict=True) if entry is None]
         if missing:
             raise click.ClickException(f"no quarantined webhook {', '.join(missing)}")
-    dedup = Settings.from_env(os.environ).dedup_seconds
+    dedup = current().dedup_seconds
     results = [store.replay(connection, entry, dedup) for entry in entries]
     if as_json:
         print_json([result.to_dict() for result in results])

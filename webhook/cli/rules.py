@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -15,11 +14,13 @@ from rich.table import Table
 
 from webhook.cli.common import print_json
 from webhook.payload import read_document
+from workers import preflight
 from workers.enrich import enrich
 from workers.intake import event_id
 from workers.retry import min_delay
 from workers.routing import route
 from workers.rules import Route, Rules, RulesError, load_rules
+from workers.settings import current
 
 
 @click.group()
@@ -27,15 +28,31 @@ def rules() -> None:
     """Routing rules (WASTATUS_RULES): which failures alert, resend or drop."""
 
 
-def _load(path: str) -> Rules:
+def _load(path: str | None) -> Rules:
+    """The rules of `path` (None: the configured ones); exits 2 if unreadable, 1 if invalid."""
     try:
-        return load_rules(path, os.environ)
+        return load_rules(path)
     except RulesError as error:
-        console = Console(stderr=True)
-        console.print(f"[bold red]{error.source}[/]: {len(error.problems)} problem(s)")
-        for problem in error.problems:
-            console.print(f"  [red]✗[/] {problem}", markup=True, highlight=False)
-        sys.exit(1)
+        _refuse(error.source, error.problems, 2 if error.unreadable else 1)
+
+
+def _refuse(source: str, problems: list[str], code: int) -> NoReturn:
+    console = Console(stderr=True)
+    console.print(f"[bold red]{source}[/]: {len(problems)} problem(s)", highlight=False)
+    for problem in problems:
+        console.print(f"  [red]✗[/] {problem}", markup=True, highlight=False)
+    sys.exit(code)
+
+
+def require_deliverable() -> None:
+    """Exit 2 unless the configured rules load and pass the delivery check (for `worker`)."""
+    try:
+        loaded = load_rules()
+    except RulesError as error:
+        _refuse(error.source, error.problems, 2)
+    found = preflight.problems(loaded, current())
+    if found:
+        _refuse(loaded.source, found, 2)
 
 
 def _describe(chosen: Route) -> str:
@@ -58,8 +75,11 @@ def _describe(chosen: Route) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def check(file: str, as_json: bool) -> None:
-    """Validate FILE; exit 1 with the path of every bad key."""
+    """Validate FILE and what delivery needs; exit 1 naming each problem, 2 if unreadable."""
     loaded = _load(file)
+    found = preflight.problems(loaded, current())
+    if found:
+        _refuse(loaded.source, found, 1)
     if as_json:
         print_json(
             {

@@ -8,28 +8,28 @@ import sys
 
 import click
 
-from webhook.settings import Settings
+from workers.settings import current
 
 
 @click.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
-    type=int,
-    default=lambda: int(os.environ.get("PORT", "8000")),
+    type=click.IntRange(1, 65535),
+    default=lambda: current().port,
     show_default="$PORT or 8000",
     help="Port to listen on.",
 )
 @click.option(
     "--workers",
-    type=int,
-    default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+    type=click.IntRange(1, 1024),
+    default=lambda: current().web_concurrency,
     show_default="$WEB_CONCURRENCY or 2",
     help="gunicorn worker processes.",
 )
 def serve(host: str, port: int, workers: int) -> None:
     """Serve POST/GET /webhook with gunicorn; refuses to run unauthenticated by accident."""
-    settings = Settings.from_env(os.environ)
+    settings = current()
     if not settings.authentication_configured and not settings.insecure:
         raise click.ClickException(
             "neither WASTATUS_APP_SECRET nor WASTATUS_ONPREM_TOKEN is set, so anyone could post "

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from webhook.cli.common import print_json, redis_or_exit
-from workers import config, silences
+from workers import silences
+from workers.settings import parse_duration
 
 
 def _when(timestamp: float | None) -> str:
@@ -43,7 +44,7 @@ def _until(duration: str | None, until: str | None) -> float:
         raise click.UsageError("give how long with --for (e.g. 2h) or an end with --until")
     if duration:
         try:
-            return time.time() + config.seconds({"d": duration}, "d", 0)
+            return time.time() + parse_duration(duration)
         except ValueError:
             raise click.BadParameter(f"{duration!r}: use e.g. 90s, 30m, 2h or 1d",
                                      param_hint="--for") from None  # fmt: skip

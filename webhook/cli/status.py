@@ -8,7 +8,6 @@ dead letters say what waits for a person.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 
 import click
@@ -20,7 +19,8 @@ from rq import Worker
 import catalog
 from webhook import quarantine
 from webhook.cli.common import print_json, redis_or_exit
-from workers import alert_text, alerts, backlog, config, deadletter, silences, stats
+from workers import alerts, backlog, deadletter, silences, stats
+from workers.settings import Settings, current, parse_duration
 
 
 def _iso(value: dt.datetime | float | None) -> str | None:
@@ -68,7 +68,7 @@ def _failures(connection: redis.Redis, seconds: float) -> list[dict]:
     return rows
 
 
-def collect(connection: redis.Redis, seconds: float, env: Mapping[str, str] = os.environ) -> dict:
+def collect(connection: redis.Redis, seconds: float, settings: Settings | None = None) -> dict:
     """Everything `status` shows, as plain data; raises RedisError."""
     queue_states = backlog.queue_states(connection)
     return {
@@ -81,7 +81,7 @@ def collect(connection: redis.Redis, seconds: float, env: Mapping[str, str] = os
         "workers": _workers(connection),
         "failures": {"window_seconds": seconds, "by_code": _failures(connection, seconds)},
         "alert_groups": alerts.open_groups(connection),
-        "silences": silences.active(connection, env),
+        "silences": silences.active(connection, settings),
         "quarantine": quarantine.size(connection),
         "dead_letters": deadletter.count(connection),
     }
@@ -166,7 +166,7 @@ def render(report: dict, console: Console, lang: str) -> None:
 def status(as_json: bool, since: str) -> None:
     """Queues, workers, recent failures explained, alert groups, silences, quarantine."""
     try:
-        seconds = config.seconds({"since": since}, "since", 3600)
+        seconds = parse_duration(since)
     except ValueError:
         raise click.BadParameter("use a duration: 30m, 1h, 24h", param_hint="--since") from None
     connection = redis_or_exit()
@@ -177,4 +177,4 @@ def status(as_json: bool, since: str) -> None:
     if as_json:
         print_json(report)
         return
-    render(report, Console(), alert_text.language())
+    render(report, Console(), current().lang)

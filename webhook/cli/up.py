@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from workers import config
 from workers.redis_server import RedisServer
+from workers.settings import REDIS_URL_FILE, current
 
 
 def _persistent_token(path: Path) -> str:
@@ -71,9 +71,9 @@ def _stop(children: list[subprocess.Popen], timeout: float = 25.0) -> None:
 def up(port: int, host: str) -> None:
     """Run the web server, a worker and (without REDIS_URL) an embedded Redis."""
     env = dict(os.environ)
-    data_dir = config.data_dir(env)
+    data_dir = current().data_path
     data_dir.mkdir(parents=True, exist_ok=True)
-    url_file = data_dir / config.REDIS_URL_FILE
+    url_file = data_dir / REDIS_URL_FILE
     redis_server = None
     if not env.get("REDIS_URL") and not env.get("WASTATUS_REDIS_SENTINELS"):
         redis_server = RedisServer(data_dir / "redis").start()
@@ -84,7 +84,7 @@ def up(port: int, host: str) -> None:
         click.echo("redis    REDIS_URL" if env.get("REDIS_URL") else "redis    sentinels")
 
     unauthenticated = not (env.get("WASTATUS_APP_SECRET") or env.get("WASTATUS_ONPREM_TOKEN"))
-    if unauthenticated and not config.flag(env, "WASTATUS_INSECURE"):
+    if unauthenticated and not current().insecure:
         token_file = data_dir / "onprem_token"
         env["WASTATUS_ONPREM_TOKEN"] = _persistent_token(token_file)
         click.echo(f"token    {env['WASTATUS_ONPREM_TOKEN']} (generated, kept in {token_file})")

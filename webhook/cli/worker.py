@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from webhook.cli.common import redis_or_exit
+from webhook.cli.rules import require_deliverable
 from workers.runner import run_worker
 
 
@@ -13,4 +14,5 @@ from workers.runner import run_worker
 @click.option("--name", default=None, help="Worker name (default: RQ's own).")
 def worker(burst: bool, name: str | None) -> None:
     """Run a worker on every wastatus queue (JSON serializer, with the scheduler)."""
+    require_deliverable()
     run_worker(redis_or_exit(), burst=burst, name=name)
