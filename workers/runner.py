@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 
 import redis
 from rq import worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from workers import intake, logs, queues, settings
@@ -47,6 +50,35 @@ class MaintainedWorker(Worker):
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         recover_stranded(self.connection)
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        # RQ 3.0's own, with `Scheduler` for its class (RQ has no setting for it).
+        self.scheduler = Scheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     # after an outage -----------------------------------------------------------------------
 
@@ -116,6 +148,28 @@ class MaintainedWorker(Worker):
         except redis.RedisError as error:
             # The worker's key expires by itself (its TTL); stopping must not wait for Redis.
             logs.log(logger, "worker.stopped_without_redis", logging.WARNING, error=str(error))
+
+
+class Scheduler(RQScheduler):
+    """RQ's scheduler, whose process ends with one log line when Redis fails under it.
+
+    It does not wait for Redis (`workers.outage`: a MULTI/EXEC that moved due jobs into their
+    queue must not be sent twice), and RQ would log the error with two tracebacks; its worker
+    starts it again, under the same name and so with its lock, once Redis answers.
+    """
+
+    def work(self) -> None:
+        try:
+            super().work()
+        except redis.RedisError as error:
+            logs.log(
+                logger,
+                "scheduler.stopped",
+                logging.WARNING,
+                reason="Redis failed",
+                error=str(error),
+            )
+            os._exit(1)  # a forked child: RQ's wrapper would log a traceback for SystemExit
 
 
 def recover_stranded(connection: redis.Redis) -> None:

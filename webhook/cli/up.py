@@ -78,11 +78,13 @@ def _stop(children: list[subprocess.Popen], known: set[int], timeout: float = 25
     _reap_adopted(known)
 
 
-def _become_subreaper() -> None:
+def _become_subreaper() -> bool:
     """Adopt our children's orphans (Linux): RQ's work horse leaves its worker's process group,
     so when a worker is killed mid-job its horse would otherwise outlive `up`."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
 
 
 def _reap_adopted(known: set[int]) -> None:
@@ -172,8 +174,11 @@ class Child:
         return f"{self.name} {how} after {lived:.1f} s; starting it again in {delay:g} s"
 
 
-def _supervise(children: list[Child], stopping: Callable[[], bool], known: set[int]) -> int:
-    """Start again each child that exits, until asked to stop (0) or giving up (1)."""
+def _supervise(
+    children: list[Child], stopping: Callable[[], bool], known: set[int], adopts: bool = False
+) -> int:
+    """Start again each child that exits, until asked to stop (0) or giving up (1); `adopts`:
+    reap the orphans adopted as a subreaper too."""
     while not stopping():
         for child in children:
             if child.running():
@@ -193,7 +198,8 @@ def _supervise(children: list[Child], stopping: Callable[[], bool], known: set[i
                     continue
                 known.add(child.process.pid)
                 click.echo(f"{child.name} started again (pid {child.process.pid})", err=True)
-        _reap_adopted(known)
+        if adopts:
+            _reap_adopted(known)
         time.sleep(POLL_SECONDS)
     return 0
 
@@ -251,7 +257,7 @@ def up(port: int, host: str) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    _become_subreaper()
+    adopts = _become_subreaper()
     known: set[int] = {redis_server.process.pid} if redis_server is not None else set()
     exit_code = 0
     try:
@@ -259,10 +265,11 @@ def up(port: int, host: str) -> None:
             child.start()
             known.add(child.process.pid)
         click.echo(f"webhook  http://{host}:{port}/webhook  (Ctrl-C stops everything)")
-        exit_code = _supervise(children, lambda: stopping, known)
+        exit_code = _supervise(children, lambda: stopping, known, adopts)
     finally:
         _stop([child.process for child in children[:2] if child.process is not None], known)
-        _stop_adopted(known)
+        if adopts:
+            _stop_adopted(known)
         if redis_server is not None:  # last, so the workers' goodbyes still reach it
             redis_server.stop()
             url_file.unlink(missing_ok=True)
