@@ -28,7 +28,7 @@ from rq.serializers import JSONSerializer
 from tests.processes import descendants, wait_until_gone
 from tests.receiver import Receiver, Reply
 from workers import ledger
-from workers.redis_server import RedisServer, free_port
+from workers.redis_server import RedisServer, free_port, redis_server_binary
 
 TOKEN = "outage-onprem-token"
 OUTAGE_SECONDS = 10.0
@@ -359,3 +359,144 @@ class TestUp:
         assert "started again" not in text and "quitting" not in text, text[-3000:]
         assert len(log_lines(log, "redis.unreachable")) == 1, text[-3000:]
         print(f"\nup: {books}, {resumed(log, outage)}")
+
+
+class TestWorkerWithoutRedis:
+    """A worker that meets no Redis waits for it, and still stops when told to."""
+
+    def test_a_burst_worker_started_during_an_outage_drains_once_redis_is_back(
+        self, outage_env, tmp_path
+    ):
+        """`worker --burst` started while Redis is down waits (one log line), then empties the
+        queues once Redis is back, and exits 0: a burst run's promise is to drain."""
+        env, server, receiver = outage_env
+        port = free_port()
+        web_log = tmp_path / "web.log"
+        web = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, web_log)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(base, web, web_log)
+            meta = Meta(base)
+            assert [meta.post(n) for n in range(3)] == [200, 200, 200]
+            server.stop()
+            log = tmp_path / "burst.log"
+            burst = spawn(["worker", "--burst"], env, log)
+            time.sleep(3)
+            assert burst.poll() is None
+            server.start()
+            assert burst.wait(60) == 0, log.read_text()[-3000:]
+        finally:
+            stop(web)
+        assert len(log_lines(log, "redis.unreachable")) == 1, log.read_text()[-3000:]
+        client = redis_lib.Redis.from_url(server.url)
+        try:
+            assert ledger.summary(client)["outcomes"]["alerted"] == 3
+        finally:
+            client.close()
+        assert alerted(receiver)[0] == 3
+
+    def test_sigterm_stops_a_worker_waiting_for_redis(self, outage_env, tmp_path):
+        """With Redis gone, SIGTERM still stops the worker and its scheduler within seconds."""
+        env, server, _ = outage_env
+        log = tmp_path / "worker.log"
+        worker = spawn(["worker"], env, log)
+        deadline = time.monotonic() + 30
+        while "Listening on" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        family = descendants(worker.pid)
+        server.stop()
+        time.sleep(2)
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0, log.read_text()[-3000:]
+        assert wait_until_gone(family) == []
+        print(f"\nstopped {time.monotonic() - started:.1f} s after SIGTERM without Redis")
+
+
+@pytest.fixture
+def failover(tmp_path):
+    """A master, its replica and one sentinel (quorum 1, 1 s to call the master down)."""
+    master = RedisServer(tmp_path / "master").start()
+    replica = RedisServer(tmp_path / "replica").start()
+    servers = [master, replica]
+    sentinel_port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
+        "sentinel down-after-milliseconds mymaster 1000\n"
+        "sentinel failover-timeout mymaster 5000\n"
+    )
+    sentinel = None
+    try:
+        with redis_lib.Redis(port=replica.port) as client:
+            client.replicaof("127.0.0.1", master.port)
+            deadline = time.monotonic() + 10
+            while client.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica did not catch up"
+                time.sleep(0.05)
+        sentinel = subprocess.Popen(
+            [redis_server_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL
+        )
+        with redis_lib.Redis(port=sentinel_port, socket_connect_timeout=0.5) as client:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    if client.sentinel_slaves("mymaster"):
+                        break
+                except redis_lib.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "the sentinel did not see the replica"
+                time.sleep(0.1)
+        yield master, replica, sentinel_port
+    finally:
+        if sentinel is not None:
+            sentinel.terminate()
+            sentinel.wait(10)
+        for server in servers:
+            server.stop()
+
+
+class TestSentinelFailover:
+    """Through Sentinel, a worker follows the master to the replica promoted in its place."""
+
+    def test_the_worker_works_on_the_new_master(self, failover, receiver, tmp_path):
+        """SIGKILL the master: the sentinel promotes the replica, the worker (which asks the
+        sentinels again at each reconnection) alerts the failures posted after the failover."""
+        master, replica, sentinel_port = failover
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WASTATUS_", "REDIS_"))}
+        env |= SYSTEM_ENV | {
+            "WASTATUS_REDIS_SENTINELS": f"127.0.0.1:{sentinel_port}",
+            "WASTATUS_REDIS_SENTINEL_MASTER": "mymaster",
+            "WASTATUS_ALERT_WEBHOOK_URL": receiver.url,
+            "WASTATUS_DATA_DIR": str(tmp_path / "data"),
+        }
+        port = free_port()
+        web_log, worker_log = tmp_path / "web.log", tmp_path / "worker.log"
+        web = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, web_log)
+        worker = spawn(["worker"], env, worker_log)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(base, web, web_log)
+            meta = Meta(base)
+            assert meta.post(0) == 200
+            deadline = time.monotonic() + 20
+            while alerted(receiver)[0] < 1:
+                assert time.monotonic() < deadline, "the first failure was not alerted"
+                time.sleep(0.1)
+            master.kill()
+            killed = time.monotonic()
+            meta.sent = 1
+            while meta.post(1) != 200:
+                assert time.monotonic() - killed < 30, "no new master within 30 s"
+                time.sleep(0.2)
+            promoted = time.monotonic() - killed
+            with redis_lib.Redis(port=replica.port) as client:
+                assert client.info("replication")["role"] == "master"
+                wait_until_alerted(client, 2)
+            assert alerted(receiver)[0] == 2
+            assert worker.poll() is None
+        finally:
+            stop(worker)
+            stop(web)
+        print(f"\nfailover: the web took failures again {promoted:.1f} s after the kill")
