@@ -27,6 +27,7 @@ import time
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from workers import logs
 
@@ -149,10 +150,30 @@ class WaitingRetry(Retry):
             self._depth.value = depth
 
 
+class _AsksTheSentinels:
+    """A Sentinel-managed connection that asks the sentinels for the master whenever it
+    connects: redis-py 8 reconnects a retried command's connection (`send_packed_command`)
+    at the address it had, so after a failover it would knock at the old master for ever."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True):
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super().connect_check_health(check_health, retry_socket_connect)
+
+
 def wait_for_redis(connection: redis.Redis) -> Outage:
-    """Make `connection` wait out outages in this process; returns the outage state."""
+    """Make `connection` wait out outages in this process; returns the outage state.
+
+    Call it before the connection is used: connections made before keep their old ways."""
     outage = Outage()
     connection.set_retry(WaitingRetry(outage))
+    pool = connection.connection_pool
+    if isinstance(pool, SentinelConnectionPool) and not issubclass(
+        pool.connection_class, _AsksTheSentinels
+    ):
+        pool.connection_class = type(
+            pool.connection_class.__name__, (_AsksTheSentinels, pool.connection_class), {}
+        )
     return outage
 
 

@@ -142,6 +142,9 @@ class MaintainedWorker(Worker):
             self.outage.stopping = True
         if self.scheduler:
             self.stop_scheduler()
+        # A stop can interrupt a blocking dequeue, and redis-py returns a Sentinel-managed
+        # connection to its pool with that reply still pending: start from fresh ones.
+        self.connection.connection_pool.disconnect(inuse_connections=False)
         try:
             self.register_death()
             self.unsubscribe()
