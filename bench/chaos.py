@@ -34,6 +34,7 @@ from pathlib import Path
 
 import redis
 from rq import Worker
+from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 
 from bench._receiver import FaultyEndpoint
@@ -330,8 +331,8 @@ class Harness:
             if worker is None or worker.get_state() != "busy":
                 return None
             job = worker.get_current_job()
-        except (redis.RedisError, ValueError, LookupError):
-            return None
+        except (redis.RedisError, ValueError, LookupError, NoSuchJobError):
+            return None  # NoSuchJobError: the job ended (and was deleted) as we looked
         return job.func_name if job is not None else None
 
     def _kill(self, name: str, process: subprocess.Popen, function: str, scheduler: bool) -> None:

@@ -21,8 +21,9 @@ from workers.telemetry import Worker
 logger = logging.getLogger("wastatus.worker")
 
 SCHEDULER_STOP_SECONDS = 5.0
-"""How long a stopping worker waits for its RQ scheduler process before killing it; it only
-needs longer when it is waiting for a Redis that is away, and then its work is moot."""
+"""How long a stopping worker waits for its RQ scheduler process before killing it: it stops
+within its 1 s interval, unless it is stuck on a Redis that accepts but does not answer (up to
+the socket timeout), and then its work is moot."""
 
 
 class MaintainedWorker(Worker):
