@@ -35,6 +35,8 @@ MAX_FAILED_STARTS = 5
 FIRST_RESTART_SECONDS = 1.0
 """The wait before starting again a child that ran; doubled for each failed start in a row."""
 POLL_SECONDS = 0.2
+REDIS_START_SECONDS = 60.0
+"""How long the embedded Redis may take to load its append-only file and answer PING."""
 
 
 def _persistent_token(path: Path) -> str:
@@ -222,7 +224,7 @@ def up(port: int, host: str) -> None:
     url_file = data_dir / settings.REDIS_URL_FILE
     redis_server = None
     if not current.redis_url and not current.redis_sentinels:
-        redis_server = RedisServer(data_dir / "redis").start()
+        redis_server = RedisServer(data_dir / "redis").start(REDIS_START_SECONDS)
         url_file.write_text(redis_server.url + "\n")
         env["REDIS_URL"] = redis_server.url
         click.echo(f"redis    {redis_server.url} (embedded, data in {data_dir / 'redis'})")
@@ -246,7 +248,7 @@ def up(port: int, host: str) -> None:
         Child("worker", lambda: _start([*cli, "worker"], env)),
     ]
     if redis_server is not None:
-        embedded = Child("redis", lambda: redis_server.start().process)
+        embedded = Child("redis", lambda: redis_server.start(REDIS_START_SECONDS).process)
         embedded.started_at, embedded.process = time.monotonic(), redis_server.process
         children.append(embedded)
     stopping = False
