@@ -34,7 +34,8 @@ from workers import logs
 logger = logging.getLogger("wastatus.worker")
 
 FIRST_WAIT_SECONDS = 0.05
-"""The wait after the first failed attempt; it doubles (with jitter) up to the cap."""
+"""The scale of the waits between attempts: after the n-th failure a random wait up to
+0.05 × 2ⁿ s (full jitter, so workers do not knock in step), never more than the cap."""
 MAX_WAIT_SECONDS = 1.0
 """The longest wait between two attempts: Redis is back at most this long before a worker
 notices, and a refused connection costs nothing, so there is no reason to wait longer."""
