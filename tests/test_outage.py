@@ -500,3 +500,38 @@ class TestSentinelFailover:
             stop(worker)
             stop(web)
         print(f"\nfailover: the web took failures again {promoted:.1f} s after the kill")
+
+
+class TestDemotedMaster:
+    """A worker whose Redis becomes a replica (READONLY) waits until it takes writes again."""
+
+    def test_the_worker_waits_while_its_redis_is_read_only(self, outage_env, tmp_path):
+        """REPLICAOF another server for 5 s, then REPLICAOF NO ONE: the worker did not quit,
+        and a failure posted afterwards is alerted."""
+        env, server, receiver = outage_env
+        other = RedisServer(tmp_path / "other").start()
+        port = free_port()
+        web_log, worker_log = tmp_path / "web.log", tmp_path / "worker.log"
+        web = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, web_log)
+        worker = spawn(["worker"], env, worker_log)
+        client = redis_lib.Redis.from_url(server.url)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(base, web, web_log)
+            meta = Meta(base)
+            assert meta.post(0) == 200
+            wait_until_alerted(client, 1)
+            client.replicaof("127.0.0.1", other.port)
+            time.sleep(5)
+            client.replicaof("NO", "ONE")
+            while meta.post(1) != 200:  # the replica's copy of `other` is empty: 1 is new
+                time.sleep(0.2)
+            wait_until_alerted(client, 1)
+            assert worker.poll() is None, worker_log.read_text()[-3000:]
+        finally:
+            client.close()
+            stop(worker)
+            stop(web)
+            other.stop()
+        assert "quitting" not in worker_log.read_text()
+        assert alerted(receiver)[0] == 2

@@ -110,7 +110,12 @@ class WaitingRetry(Retry):
         super().__init__(
             ExponentialWithJitterBackoff(base=FIRST_WAIT_SECONDS, cap=MAX_WAIT_SECONDS),
             retries=-1,
-            supported_errors=(redis.ConnectionError, redis.TimeoutError, socket.timeout),
+            supported_errors=(
+                redis.ConnectionError,
+                redis.TimeoutError,
+                socket.timeout,
+                redis.ResponseError,  # only those `_demoted` accepts
+            ),
         )
         self.outage = outage
         self._depth = threading.local()
@@ -133,6 +138,8 @@ class WaitingRetry(Retry):
                 except self._supported_errors as error:
                     if is_retryable and not is_retryable(error):
                         raise
+                    if isinstance(error, redis.ResponseError) and not _demoted(error):
+                        raise
                     failures += 1
                     if with_failure_count:
                         fail(error, failures)
@@ -149,6 +156,14 @@ class WaitingRetry(Retry):
                 return result
         finally:
             self._depth.value = depth
+
+
+def _demoted(error: redis.ResponseError) -> bool:
+    """Whether Redis refused a command because it is a replica now (a master demoted by a
+    failover, behind an unchanged REDIS_URL): READONLY for a write, UNBLOCKED for a blocking
+    pop. Nothing was applied, so sending it again, on a new connection that finds the master
+    where DNS or Sentinel points now, is safe."""
+    return isinstance(error, redis.exceptions.ReadOnlyError) or str(error).startswith("UNBLOCKED")
 
 
 class _AsksTheSentinels:
