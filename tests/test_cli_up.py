@@ -41,7 +41,7 @@ def start_up(tmp_path, **settings: str):
         try:
             requests.get(f"{base}/webhook", timeout=1)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or not answered yet (a loaded machine)
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"wastatus up did not serve: {log.read_text()}")

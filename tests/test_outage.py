@@ -112,7 +112,7 @@ def wait_for_http(base: str, process: subprocess.Popen, log: Path, timeout: floa
         try:
             requests.get(f"{base}/healthz", timeout=1)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or not answered yet (a loaded machine)
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the web server did not serve: {log.read_text()}")
             time.sleep(0.2)
