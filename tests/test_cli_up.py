@@ -71,6 +71,8 @@ def children_of_up(process) -> set[int]:
 
 
 class TestUp:
+    """`wastatus up` runs the whole service, and nothing is left running after it."""
+
     def test_serves_takes_a_failure_and_stops_every_child_on_sigterm(self, up):
         """A newcomer's run: the generated token works, and SIGTERM leaves no process."""
         process, base, env = up
@@ -134,6 +136,8 @@ class TestUp:
 
 
 class TestServe:
+    """`wastatus serve` will not run open to anyone by accident."""
+
     def test_refuses_to_start_without_any_secret(self, tmp_path):
         """serve exits with a sentence naming the settings when nothing authenticates."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("WASTATUS_")}
