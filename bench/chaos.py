@@ -34,15 +34,16 @@ from pathlib import Path
 
 import redis
 from rq import Worker
+from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 
 from bench._receiver import FaultyEndpoint
-from bench._servers import Gunicorn, children, procfile_config
+from bench._servers import Gunicorn, children, procfile_config, wait_http
 from bench._traffic import RULES, UNAUTH_MARKER, Send, Traffic
 from bench.loadgen import percentile, send
 from webhook import quarantine
 from workers import intake, ledger
-from workers.redis_server import RedisServer
+from workers.redis_server import RedisServer, free_port
 
 SECRET = "chaos-app-secret"
 TOKEN = "chaos-onprem-token"
@@ -92,6 +93,11 @@ PLANS = {
         Fault(0.40, 0.08, "redis-down"),
         Fault(0.50, 0.0, "kill-drain-worker"),
     ),
+    "up": (
+        Fault(0.05, 0.0, "kill-worker"),
+        Fault(0.25, 0.0, "redis-restart"),
+        Fault(0.45, 0.25, "redis-down"),
+    ),
     "smoke": (
         Fault(0.10, 0.15, "alert-receiver-500"),
         Fault(0.20, 0.0, "kill-drain-worker"),
@@ -105,7 +111,10 @@ receivers fail first, while RQ's scheduler runs (group flushes and retries are s
 so the failures are met); the kills and Redis faults come after, since each can stop the
 scheduler for up to 61 s (its lock outlives its process) and the run drains after that.
 `smoke` keeps to faults that do not stop the scheduler (a worker killed mid-drain that does not
-run it, receivers failing), so it drains in seconds."""
+run it, receivers failing), so it drains in seconds. `up` runs the service as `wastatus up` with
+REDIS_URL (`UpHarness`): up's worker SIGKILLed first (the scheduler lock it leaves lasts 61 s,
+so it expires during the load), then Redis restarted, then stopped for a while; nothing but
+`up` itself starts anything again."""
 
 
 @dataclass
@@ -322,8 +331,8 @@ class Harness:
             if worker is None or worker.get_state() != "busy":
                 return None
             job = worker.get_current_job()
-        except (redis.RedisError, ValueError, LookupError):
-            return None
+        except (redis.RedisError, ValueError, LookupError, NoSuchJobError):
+            return None  # NoSuchJobError: the job ended (and was deleted) as we looked
         return job.func_name if job is not None else None
 
     def _kill(self, name: str, process: subprocess.Popen, function: str, scheduler: bool) -> None:
@@ -604,6 +613,146 @@ class Harness:
         }
 
 
+class UpHarness(Harness):
+    """The `up` phase: `wastatus up`, with REDIS_URL naming the harness's Redis, runs the web
+    server and a worker and is the only one to start them again. The harness restarts and
+    stops Redis and SIGKILLs up's worker; the ledger must balance as in the other plans, the
+    web server must answer throughout, up must start its worker again, and SIGTERM to up must
+    leave no process behind."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        super().__init__(args, workdir)
+        self.up: subprocess.Popen | None = None
+        self.up_log = workdir / "up.log"
+        self.up_checks: list[tuple[str, bool, str]] = []
+
+    def start(self) -> None:
+        (self.workdir / "rules.yaml").write_text(RULES)
+        self.redis_server.start()
+        self.client = redis.Redis.from_url(
+            self.redis_server.url, socket_timeout=2, socket_connect_timeout=0.5
+        )
+        self.alert.start()
+        self.resend.start()
+        port = free_port()
+        env = {**self.env(), "WEB_CONCURRENCY": str(self.args.web_workers)}
+        with self.up_log.open("ab") as log:
+            self.up = subprocess.Popen(
+                [sys.executable, "-m", "webhook.cli", "up", "--port", str(port)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        self.web = _UpWeb(port)
+        wait_http(f"http://127.0.0.1:{port}/healthz", self.up, timeout=60)
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.up is not None and self.up.poll() is None:
+            os.killpg(self.up.pid, signal.SIGKILL)  # only when the report did not stop it
+            self.up.wait()
+        self.alert.stop()
+        self.resend.stop()
+        if self.client is not None:
+            self.client.close()
+        self.redis_server.stop()
+
+    async def supervise(self) -> None:
+        """Nothing: starting processes again is up's job here."""
+
+    def up_children(self, word: str) -> list[int]:
+        return [pid for pid in children(self.up.pid) if word in _cmdline(pid)]
+
+    def kill_busy_worker(self, only: str | None = None) -> str:
+        workers = self.up_children("webhook.cli worker")
+        if not workers:
+            return "up ran no worker: none killed"
+        worker = workers[0]
+        horses = children(worker)  # its scheduler, and its work horse if a job runs
+        os.kill(worker, signal.SIGKILL)
+        for pid in horses:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.killed.append({"worker": f"pid {worker}", "job": None, "ran_scheduler": None})
+        return f"up's worker (pid {worker}) and its {len(horses)} children killed"
+
+    def report(self, load_seconds: float, drain: float | None) -> dict:
+        report = super().report(load_seconds, drain)
+        up_ran = self.up.poll() is None
+        log = self.up_log.read_text(errors="replace")
+        restarted = not self.killed or (
+            "worker was killed by SIGKILL" in log and "worker started again" in log
+        )
+        refused = self.tally.answers.get(0, 0)
+        family = _family(self.up.pid)
+        self.up.send_signal(signal.SIGTERM)
+        try:
+            exit_code = self.up.wait(60)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+        deadline = time.monotonic() + 30
+        while (left := [pid for pid in family if _alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        checks = [
+            ("up ran until it was told to stop", up_ran, f"exit {self.up.returncode}"),
+            ("the web server answered every request", refused == 0, f"{refused} not answered"),
+            ("up started its killed worker again", restarted, "no restart in up.log"),
+            (
+                "SIGTERM stopped up (0) and every process it ran",
+                exit_code == 0 and not left,
+                f"exit {exit_code}, {len(left)} processes left",
+            ),
+        ]
+        report["checks"] += [
+            {"check": name, "passed": bool(ok), "detail": detail} for name, ok, detail in checks
+        ]
+        report["balanced"] = all(check["passed"] for check in report["checks"])
+        report["up"] = {
+            "worker_restarts": log.count("worker started again"),
+            "redis_unreachable_lines": log.count('"event":"redis.unreachable"'),
+            "resumed": [
+                json.loads(line).get("down_seconds")
+                for line in log.splitlines()
+                if line.startswith("{") and '"event":"worker.resumed"' in line
+            ],
+        }
+        return report
+
+
+class _UpWeb:
+    """Where up's web server listens (the base harness posts to `web.port`)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _family(pid: int) -> set[int]:
+    """`pid`'s descendants, through the /proc children lists."""
+    found, frontier = set(), [pid]
+    while frontier:
+        kids = children(frontier.pop())
+        found.update(kids)
+        frontier.extend(kids)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def show(report: dict) -> None:
     """The report for people: the ledger, the figures, and every check."""
     from rich.console import Console
@@ -669,7 +818,8 @@ def parser() -> argparse.ArgumentParser:
         "--plan",
         choices=sorted(PLANS),
         default="full",
-        help="which faults: full (all of issue 6) or smoke (quick)",
+        help="which faults: full (all of issue 6), smoke (quick) or up (Redis restarted and "
+        "stopped, and a worker killed, under `wastatus up`)",
     )
     parser.add_argument("--seed", type=int, default=None, help="traffic seed (random)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, AOF)")
@@ -681,7 +831,7 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     """One harness run with `args`; returns the report (`report["balanced"]`)."""
     workdir = Path(tempfile.mkdtemp(prefix="wastatus-chaos-"))
-    harness = Harness(args, workdir)
+    harness = (UpHarness if args.plan == "up" else Harness)(args, workdir)
     try:
         harness.start()
         harness.say(
