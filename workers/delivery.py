@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
+import urllib3
 
 USER_AGENT = "wastatus/0.1"
 _local = threading.local()
@@ -68,3 +69,43 @@ def post_json(url: str, body: bytes, headers: Mapping[str, str], timeout: float)
         retry_after = None if ok else parse_retry_after(response.headers.get("Retry-After"))
         error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
         return DeliveryResult(ok, response.status_code, retry_after, error)
+
+
+class Pool:
+    """Kept-alive connections for many POSTs at once (urllib3), from up to `size` threads.
+
+    A sender job posts a batch of resends over these, `size` at a time; `requests`' session
+    above serves the one-at-a-time deliveries of notifications.
+    """
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._manager = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=size,
+            block=True,  # never more connections than threads
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=False,
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        )
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
+        """POST `body` as is (signatures stay valid) and report the outcome; never raises."""
+        try:
+            response = self._manager.request(
+                "POST",
+                url,
+                body=body,
+                headers={**self._manager.headers, **headers},
+                redirect=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            return DeliveryResult(False, None, None, f"{error.__class__.__name__}: {error}")
+        status = response.status
+        if 200 <= status < 300:
+            return DeliveryResult(True, status)
+        text = response.data[:200].decode("utf-8", "replace")
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return DeliveryResult(False, status, retry_after, f"HTTP {status}: {text}")
+
+    def close(self) -> None:
+        self._manager.clear()

@@ -7,6 +7,7 @@ import os
 
 import redis
 from rq.serializers import JSONSerializer
+from rq.worker import DequeueStrategy
 
 from workers import config, intake, logs, queues
 from workers.telemetry import Worker
@@ -31,8 +32,8 @@ class MaintainedWorker(Worker):
     wastatus code recovers its work only when it next runs: overdue flushes and deliveries in
     `alerts.submit` (so only when new failures arrive), orphaned drain batches in the next drain
     job (so only when a webhook asks for one). With no new traffic they would wait forever.
-    A resend job popped by a worker that died before starting it is in no queue and no
-    registry, and RQ's `Retry` never sees it: only `retry.recover` queues it again.
+    Resends claimed by a sender that died wait for their lease; `retry.recover` puts them back
+    and wakes a sender for whatever is due (a lost wake-up, a lost sender job).
     """
 
     def run_maintenance_tasks(self) -> None:
@@ -73,4 +74,8 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
         ),
         worker_ttl=int(config.seconds(os.environ, "WASTATUS_WORKER_TTL", DEFAULT_WORKER_TTL)),
     )
-    return worker.work(burst=burst, with_scheduler=True)
+    # Round-robin: after a job from one queue the worker looks at the others first, so alerts
+    # never wait behind a run of resend or drain jobs (each time-boxed), nor those behind alerts.
+    return worker.work(
+        burst=burst, with_scheduler=True, dequeue_strategy=DequeueStrategy.ROUND_ROBIN
+    )
