@@ -3,10 +3,11 @@
 `send_due()` (queue `wastatus-retry`, no arguments) is one RQ job for many resends: one job
 per resend capped a worker at RQ's job rate (a fork, RQ's bookkeeping, a fresh HTTP session
 each). It claims due items from the retry queue (`workers.retry.claim`), POSTs each as its own
-signed Standard Webhooks request from `CONCURRENCY` threads sharing a urllib3 pool, and settles
-the batch in one transaction. It stops after `SEND_SECONDS` so alerts and drains get the worker
-in between (the worker serves its queues round-robin), and queues its successor while resends
-are due, or asks RQ's scheduler to wake one when the next comes due.
+signed Standard Webhooks request, `CONCURRENCY` at a time from one asyncio loop over kept-alive
+connections (aiohttp), and settles the batch in one transaction. It stops after
+`SEND_SECONDS` so alerts and drains get the worker in between (the worker serves its queues
+round-robin), and queues its successor while resends are due, or asks RQ's scheduler to wake
+one when the next comes due.
 
 Each job starts slowly (one request, then one more in flight for each success, up to
 `CONCURRENCY`), so an endpoint that answers 429 or 503 sees one request, not a whole batch:
@@ -16,11 +17,11 @@ unsent, with no attempt used.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import redis
@@ -28,7 +29,7 @@ from rq import get_current_job
 
 from workers import deadletter, ledger, logs, retry, settings
 from workers.connection import connect
-from workers.delivery import DeliveryResult, Pool
+from workers.delivery import DeliveryResult, Session
 from workers.enrich import enrich
 from workers.retry import RESEND_SECONDS, RETRIES, Item
 from workers.signing import sign_standard_webhook
@@ -65,24 +66,8 @@ def send_due() -> dict:
     connection.delete(retry.SEND_FLAG)
     config = settings.current()
     started = time.monotonic()
-    deadline = started + SEND_SECONDS
     tally = Tally()
-    sender = Sender(connection, config)
-    try:
-        while True:
-            found = retry.claim(connection, BATCH, config.drain_lease, config.retry_rate)
-            tally.add("recovered", found.recovered)
-            if found.items:
-                sender.send(found.items, deadline, tally)
-                if time.monotonic() < deadline:
-                    continue
-                break
-            pause = _pause(found, deadline)
-            if pause is None:
-                break
-            time.sleep(pause)
-    finally:
-        sender.close()
+    asyncio.run(Sender(connection, config).run(started + SEND_SECONDS, tally))
     _follow_up(connection)
     return {**tally.counts, "seconds": round(time.monotonic() - started, 3)}
 
@@ -108,39 +93,51 @@ def _follow_up(connection: redis.Redis) -> None:
 
 
 class Sender:
-    """Posts claimed items over one pool and settles what came of them."""
+    """Posts claimed items from one asyncio loop over one session and settles the outcomes.
+
+    Redis calls are the synchronous client's, made between batches and while requests are in
+    flight; they take milliseconds, the POSTs of a batch many times that."""
 
     def __init__(self, connection: redis.Redis, config: settings.Settings) -> None:
         self.connection = connection
         self.config = config
         self.window = 1  # slow start: one request first, one more for each success
-        self._pool: Pool | None = None
-        self._threads: ThreadPoolExecutor | None = None
+        self._session: Session | None = None
 
-    def close(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)
-        if self._pool is not None:
-            self._pool.close()
+    async def run(self, deadline: float, tally: Tally) -> None:
+        """Claim and send batches until `deadline` or until nothing is due."""
+        try:
+            while True:
+                lease, rate = self.config.drain_lease, self.config.retry_rate
+                found = retry.claim(self.connection, BATCH, lease, rate)
+                tally.add("recovered", found.recovered)
+                if found.items:
+                    await self.send(found.items, deadline, tally)
+                    if time.monotonic() < deadline:
+                        continue
+                    break
+                pause = _pause(found, deadline)
+                if pause is None:
+                    break
+                await asyncio.sleep(pause)
+        finally:
+            if self._session is not None:
+                await self._session.close()
 
-    def _start(self) -> tuple[Pool, ThreadPoolExecutor]:
-        if self._pool is None or self._threads is None:
-            self._pool = Pool(CONCURRENCY, self.config.http_timeout)
-            self._threads = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="resend")
-        return self._pool, self._threads
-
-    def send(self, items: list[Item], deadline: float, tally: Tally) -> None:
+    async def send(self, items: list[Item], deadline: float, tally: Tally) -> None:
         """POST `items` (slow start, hold on 429/503, stop at `deadline`) and settle them."""
         url = self.config.retry_url
-        buried = [item for item in items if item.crashes >= self.config.drain_max_deliveries]
-        items = [item for item in items if item.crashes < self.config.drain_max_deliveries]
+        limit = self.config.drain_max_deliveries
+        buried = [item for item in items if item.crashes >= limit]
+        items = [item for item in items if item.crashes < limit]
         if not url:
             RETRIES.labels("no_endpoint").inc(len(items))
             self._settle([], [], items, buried, None, tally)
             return
-        pool, threads = self._start()
+        if self._session is None:
+            self._session = Session(CONCURRENCY, self.config.http_timeout)
         queue = deque(items)
-        running: dict[Future, Item] = {}
+        running: dict[asyncio.Task, Item] = {}
         done: list[tuple[Item, DeliveryResult]] = []
         held_until: float | None = None
         lease_every = max(0.2, self.config.drain_lease / 3)
@@ -153,13 +150,15 @@ class Sender:
                 and time.monotonic() < deadline
             ):
                 item = queue.popleft()
-                running[threads.submit(self._post, pool, url, item)] = item
+                running[asyncio.ensure_future(self._post(url, item))] = item
             if not running:
                 break
-            finished, _ = wait(running, timeout=lease_every, return_when=FIRST_COMPLETED)
-            for future in finished:
-                item = running.pop(future)
-                result = future.result()
+            finished, _ = await asyncio.wait(
+                running, timeout=lease_every, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in finished:
+                item = running.pop(task)
+                result = task.result()
                 done.append((item, result))
                 if result.ok:
                     self.window = min(CONCURRENCY, self.window + 1)
@@ -167,8 +166,7 @@ class Sender:
                     pause = result.retry_after_seconds
                     if pause is None:
                         pause = retry.HOLD_WITHOUT_RETRY_AFTER
-                    until = time.time() + pause
-                    held_until = max(held_until or 0.0, until)
+                    held_until = max(held_until or 0.0, time.time() + pause)
                     self.window = 1
             if time.monotonic() - renewed >= lease_every and running:
                 retry.renew(
@@ -177,17 +175,17 @@ class Sender:
                     time.time() + self.config.drain_lease,
                 )
                 renewed = time.monotonic()
-        unsent = list(queue)
-        self._settle(done, unsent, [], buried, held_until, tally)
+        self._settle(done, list(queue), [], buried, held_until, tally)
 
-    def _post(self, pool: Pool, url: str, item: Item) -> DeliveryResult:
+    async def _post(self, url: str, item: Item) -> DeliveryResult:
         body = retry.request_body(enrich(item.event), item.attempt)
         headers = sign_standard_webhook(
             self.config.retry_secret, f"msg_{item.id}", int(time.time()), body
         )
         headers["wastatus-attempt"] = str(item.attempt)
         started = time.perf_counter()
-        result = pool.post(url, body, headers)
+        assert self._session is not None
+        result = await self._session.post(url, body, headers)
         RESEND_SECONDS.observe(time.perf_counter() - started)
         return result
 
