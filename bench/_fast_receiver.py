@@ -14,10 +14,10 @@ import os
 import socket
 import time
 from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
 
 ANSWER = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
-    b'{"ok": true}'
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
 )
 PATHS = ("/resend", "/alerts")
 
@@ -121,7 +121,8 @@ class FastReceiver:
 
     def cpu_seconds(self) -> float:
         """User + system CPU the receiver process has used."""
-        fields = open(f"/proc/{self._process.pid}/stat").read().rsplit(")", 1)[1].split()
+        stat = Path(f"/proc/{self._process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:

@@ -29,6 +29,7 @@ no-op rate, first alert within 5 s. Exit status 1 if a bar is missed.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import random
@@ -160,7 +161,7 @@ def memory_per_resend(connection: redis.Redis, count: int = 500) -> dict:
             enriched = enrich(event)
             job_id = f"wastatus-resend-{event['event_id']}-1"
             queue.enqueue_in(
-                __import__("datetime").timedelta(days=1), retry.LEGACY_JOB, enriched,
+                dt.timedelta(days=1), retry.LEGACY_JOB, enriched,
                 chosen.to_dict(), 1, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400,
                 pipeline=pipe,
             )  # fmt: skip
@@ -280,18 +281,19 @@ def main(argv: list[str] | None = None) -> int:
             and one["first_alert_seconds"] <= BAR_FIRST_ALERT_SECONDS
         )
         passed = passed and storm_passed
+    scaling = None
+    if len(storms) == 2:
+        scaling = round(storms[1]["events_per_second"] / storms[0]["events_per_second"], 2)
     result = {
         "resends": args.resends,
         "rounds": args.rounds,
         "noop_jobs_per_second": round(noop_rate, 1),
         "resends_per_second": round(rate, 1),
         "ratio": round(ratio, 1),
-        "resend_runs": [{key: round(value, 1) for key, value in run.items()} for run in resend_runs],
+        "resend_runs": [{key: round(value, 1) for key, value in r.items()} for r in resend_runs],
         "redis_bytes_per_resend": memory,
         "storms": storms,
-        "scaling_2_workers": round(storms[1]["events_per_second"] / storms[0]["events_per_second"], 2)
-        if len(storms) == 2
-        else None,
+        "scaling_2_workers": scaling,
         "bars": {
             "resends_per_second": BAR_RESENDS_PER_SECOND,
             "ratio": BAR_RATIO,
@@ -309,25 +311,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def show(result: dict) -> None:
     runs = result["resend_runs"]
-    print(f"RQ no-op jobs/s (SimpleWorker, burst):       {result['noop_jobs_per_second']:10.1f}")
-    print(f"resends/s (1 worker, {result['resends']} due, fast receiver): "
-          f"{result['resends_per_second']:10.1f}  {[run['resends_per_second'] for run in runs]}")  # fmt: skip
-    print(f"ratio resends/s ÷ no-op jobs/s:              {result['ratio']:10.1f}")
-    print(f"worker CPU per resend (µs):                  {[run['worker_cpu_us_per_resend'] for run in runs]}")  # fmt: skip
-    print(f"receiver CPU per resend (µs):                {[run['receiver_cpu_us_per_resend'] for run in runs]}")  # fmt: skip
     memory = result["redis_bytes_per_resend"]
-    print(f"Redis bytes per waiting resend: now {memory['after_bytes']}, one-job path "
-          f"{memory['before_bytes_without_result']} (+ its result for an hour once run)")  # fmt: skip
+    lines = [
+        f"RQ no-op jobs/s (SimpleWorker, burst): {result['noop_jobs_per_second']:.1f}",
+        f"resends/s (1 worker, {result['resends']} due, fast receiver): "
+        f"{result['resends_per_second']:.1f} {[run['resends_per_second'] for run in runs]}",
+        f"ratio resends/s / no-op jobs/s: {result['ratio']:.1f}",
+        f"worker CPU per resend (us): {[run['worker_cpu_us_per_resend'] for run in runs]}",
+        f"receiver CPU per resend (us): {[run['receiver_cpu_us_per_resend'] for run in runs]}",
+        f"Redis bytes per waiting resend: now {memory['after_bytes']}, one-job path "
+        f"{memory['before_bytes_without_result']} (+ its result for an hour once run)",
+    ]
     for storm in result["storms"]:
-        print(f"storm, {storm['workers']} worker(s): {storm['events']} events in {storm['seconds']} s"
-              f" = {storm['events_per_second']} events/s ({storm['ratio']}× no-op); first alert"
-              f" after {storm['first_alert_seconds']} s; alerted {storm['alerted']}/"
-              f"{storm['alerts_expected']} in {storm['notifications']} notifications; resent "
-              f"{storm['resent']}/{storm['resends_expected_now']}; scheduled for later "
-              f"{storm['scheduled_for_later']}/{storm['scheduled_expected']}")  # fmt: skip
+        lines.append(
+            f"storm, {storm['workers']} worker(s): {storm['events']} events in "
+            f"{storm['seconds']} s = {storm['events_per_second']} events/s ({storm['ratio']}x "
+            f"no-op); first alert after {storm['first_alert_seconds']} s; alerted "
+            f"{storm['alerted']}/{storm['alerts_expected']} in {storm['notifications']} "
+            f"notifications; resent {storm['resent']}/{storm['resends_expected_now']}; "
+            f"scheduled for later {storm['scheduled_for_later']}/{storm['scheduled_expected']}"
+        )
     if result["scaling_2_workers"] is not None:
-        print(f"2 workers ÷ 1 worker (storm events/s): {result['scaling_2_workers']}")
-    print("PASS" if result["pass"] else "FAIL (a bar was missed)")
+        lines.append(f"2 workers / 1 worker (storm events/s): {result['scaling_2_workers']}")
+    lines.append("PASS" if result["pass"] else "FAIL (a bar was missed)")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

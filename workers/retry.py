@@ -115,8 +115,12 @@ local rate = tonumber(ARGV[4])
 local expired = redis.call('ZRANGEBYSCORE', inflight, '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', inflight, id)
-  redis.call('HINCRBY', crashes, id, 1)
-  if redis.call('HEXISTS', items, id) == 1 then redis.call('ZADD', due, now, id) end
+  if redis.call('HEXISTS', items, id) == 1 then
+    redis.call('HINCRBY', crashes, id, 1)
+    redis.call('ZADD', due, now, id)
+  else
+    redis.call('HDEL', crashes, id)
+  end
 end
 local held = tonumber(redis.call('GET', hold) or '0')
 if held > now then return {'held', tostring(held), #expired} end
@@ -144,9 +148,9 @@ end
 redis.call('ZREM', due, unpack(ids))
 local found, counts = {}, {}
 for i, id in ipairs(ids) do
-  redis.call('ZADD', inflight, lease, id)
   found[i] = redis.call('HGET', items, id) or ''
   counts[i] = redis.call('HGET', crashes, id) or '0'
+  if found[i] ~= '' then redis.call('ZADD', inflight, lease, id) end
 end
 local reply = {'claimed', '', #expired}
 for i = 1, #ids do
@@ -352,7 +356,7 @@ def claim(
     items = []
     for n in range(3, len(reply), 3):
         resend_id, raw, crashes = reply[n].decode(), reply[n + 1], int(reply[n + 2])
-        if raw:  # settled by another sender meanwhile: nothing left to send
+        if raw:  # an id without an item (removed by hand, say) has nothing to send
             items.append(Item.from_json(resend_id, raw, crashes))
     if recovered:
         RETRIES.labels("recovered").inc(recovered)
