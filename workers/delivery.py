@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import aiohttp
 import requests
 
 USER_AGENT = "wastatus/0.1"
@@ -81,6 +80,10 @@ class Session:
     """
 
     def __init__(self, size: int, timeout: float) -> None:
+        # Imported here: it takes a third of a second, and the web app imports this module.
+        import aiohttp
+
+        self._errors = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=size),
             timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
@@ -98,7 +101,7 @@ class Session:
                 if 200 <= status < 300:
                     return DeliveryResult(True, status)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
+        except self._errors as error:
             return DeliveryResult(False, None, None, f"{error.__class__.__name__}: {error}")
         text = data[:200].decode("utf-8", "replace")
         return DeliveryResult(False, status, retry_after, f"HTTP {status}: {text}")

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import aiohttp  # noqa: F401  (the worker imports this module before forking: see runner)
 import redis
 from rq import get_current_job
 

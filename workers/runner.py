@@ -62,6 +62,9 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     when no new webhook arrives to ask for one.
     """
     logs.configure()
+    # Imported before the work horses fork, so no sender job pays for importing aiohttp.
+    from workers import resender  # noqa: F401
+
     if connection.llen(intake.INBOX) or connection.keys(intake.PROCESSING_PATTERN):
         intake.schedule_drain(connection)
     worker = MaintainedWorker(
