@@ -21,8 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections import Counter, deque
 
 import aiohttp  # noqa: F401  (the worker imports this module before forking: see runner)
 import redis
@@ -49,17 +48,6 @@ HOLD_STATUSES = (429, 503)
 logger = logging.getLogger("wastatus.resender")
 
 
-@dataclass
-class Tally:
-    """What one sender job did, returned as its result."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, name: str, count: int = 1) -> None:
-        if count:
-            self.counts[name] = self.counts.get(name, 0) + count
-
-
 def send_due() -> dict:
     """RQ job: send due resends for up to `SEND_SECONDS`; queue or schedule the next sender."""
     job = get_current_job()
@@ -67,10 +55,11 @@ def send_due() -> dict:
     connection.delete(retry.SEND_FLAG)
     config = settings.current()
     started = time.monotonic()
-    tally = Tally()
+    tally: Counter = Counter()
     asyncio.run(Sender(connection, config).run(started + SEND_SECONDS, tally))
     _follow_up(connection)
-    return {**tally.counts, "seconds": round(time.monotonic() - started, 3)}
+    done = {name: count for name, count in tally.items() if count}
+    return {**done, "seconds": round(time.monotonic() - started, 3)}
 
 
 def _pause(found: retry.Claim, deadline: float) -> float | None:
@@ -105,13 +94,13 @@ class Sender:
         self.window = 1  # slow start: one request first, one more for each success
         self._session: Session | None = None
 
-    async def run(self, deadline: float, tally: Tally) -> None:
+    async def run(self, deadline: float, tally: Counter) -> None:
         """Claim and send batches until `deadline` or until nothing is due."""
         try:
             while True:
                 lease, rate = self.config.drain_lease, self.config.retry_rate
                 found = retry.claim(self.connection, BATCH, lease, rate)
-                tally.add("recovered", found.recovered)
+                tally["recovered"] += found.recovered
                 if found.items:
                     await self.send(found.items, deadline, tally)
                     if time.monotonic() < deadline:
@@ -125,7 +114,7 @@ class Sender:
             if self._session is not None:
                 await self._session.close()
 
-    async def send(self, items: list[Item], deadline: float, tally: Tally) -> None:
+    async def send(self, items: list[Item], deadline: float, tally: Counter) -> None:
         """POST `items` (slow start, hold on 429/503, stop at `deadline`) and settle them."""
         url = self.config.retry_url
         limit = self.config.drain_max_deliveries
@@ -197,7 +186,7 @@ class Sender:
         unsendable: list[Item],
         buried: list[Item],
         held_until: float | None,
-        tally: Tally,
+        tally: Counter,
     ) -> None:
         """Write what came of a batch in one transaction (alerts first: they are idempotent)."""
         now = time.time()
@@ -244,12 +233,11 @@ class Sender:
         RETRIES.labels("delivered").inc(len(delivered))
         RETRIES.labels("rescheduled").inc(len(later))
         RETRIES.labels("exhausted").inc(len(dead) - len(buried))
-        for name, count in (
-            ("resent", len(delivered)),
-            ("rescheduled", len(later)),
-            ("exhausted", len(dead) - len(buried)),
-            ("returned", len(unsent)),
-            ("dead", len(buried)),
-            ("alerted", len(unsendable)),
-        ):
-            tally.add(name, count)
+        tally.update(
+            resent=len(delivered),
+            rescheduled=len(later),
+            exhausted=len(dead) - len(buried),
+            returned=len(unsent),
+            dead=len(buried),
+            alerted=len(unsendable),
+        )

@@ -167,6 +167,19 @@ class TestResend:
         expected = json.dumps(before, ensure_ascii=False, separators=(",", ":")).encode()
         assert resend_env.wait_for(1)[0].body == expected
 
+    def test_headers_are_those_of_the_one_job_path(self, redis, resend_env):
+        """The request carries the headers earlier versions sent, less `Connection:
+        keep-alive` (HTTP/1.1 keeps connections alive without it)."""
+        intake.store(redis, [failed_event(131043)])
+        work(redis)
+        headers = {name.lower(): value for name, value in resend_env.wait_for(1)[0].headers.items()}
+        assert set(headers) == {
+            "host", "content-type", "user-agent", "accept", "accept-encoding", "content-length",
+            "webhook-id", "webhook-timestamp", "webhook-signature", "wastatus-attempt",
+        }  # fmt: skip
+        assert headers["content-type"] == "application/json"
+        assert headers["user-agent"] == "wastatus/0.1" and headers["accept"] == "*/*"
+
     def test_a_resend_keeps_only_its_item_in_redis(self, redis, resend_env):
         """Waiting resends hold one item each with the event as stored (no catalog text), and
         no RQ job hash or result; once sent, nothing of them is left."""
