@@ -126,6 +126,7 @@ class Sender:
             return
         if self._session is None:
             self._session = Session(CONCURRENCY, self.config.http_timeout)
+        session = self._session
         queue = deque(items)
         running: dict[asyncio.Task, Item] = {}
         done: list[tuple[Item, DeliveryResult]] = []
@@ -140,7 +141,7 @@ class Sender:
                 and time.monotonic() < deadline
             ):
                 item = queue.popleft()
-                running[asyncio.ensure_future(self._post(url, item))] = item
+                running[asyncio.ensure_future(self._post(session, url, item))] = item
             if not running:
                 break
             finished, _ = await asyncio.wait(
@@ -167,15 +168,14 @@ class Sender:
                 renewed = time.monotonic()
         self._settle(done, list(queue), [], buried, held_until, tally)
 
-    async def _post(self, url: str, item: Item) -> DeliveryResult:
+    async def _post(self, session: Session, url: str, item: Item) -> DeliveryResult:
         body = retry.request_body(enrich(item.event), item.attempt)
         headers = sign_standard_webhook(
             self.config.retry_secret, f"msg_{item.id}", int(time.time()), body
         )
         headers["wastatus-attempt"] = str(item.attempt)
         started = time.perf_counter()
-        assert self._session is not None
-        result = await self._session.post(url, body, headers)
+        result = await session.post(url, body, headers)
         RESEND_SECONDS.observe(time.perf_counter() - started)
         return result
 
