@@ -149,7 +149,7 @@ def memory_per_resend(connection: redis.Redis, count: int = 500) -> dict:
     chosen = next(route for route in rules.all_routes() if route.action == "retry")
     now = time.time()
     with connection.pipeline(transaction=True) as pipe:
-        retry.schedule_first(pipe, connection, [(enrich(event), chosen) for event in events], now)
+        retry.schedule_first(pipe, [(enrich(event), chosen) for event in events], now)
         pipe.execute()
     after = (_usage(connection, retry.ITEMS) + _usage(connection, retry.DUE)) / count
     connection.flushdb()

@@ -246,7 +246,7 @@ def process_batch(
         for chosen, events in to_alert.values():
             alerts.submit(connection, events, chosen)
     with connection.pipeline(transaction=True) as pipe:
-        first_due = retry.schedule_first(pipe, connection, to_retry, now)
+        first_due = retry.schedule_first(pipe, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)
         stats.record(pipe, enriched, now)
         if claimed.deliveries:

@@ -6,7 +6,8 @@ enriched copy with both languages' catalog text), its route's name and retry sch
 attempt, and whether its 2xx writes the ledger. The drain job writes items in the
 transaction that finishes its batch (`schedule_first`); `workers.resender.send_due`, one RQ job
 for many resends, claims due items in batches under a lease (`claim`), POSTs them and settles
-each (`settle`): done, rescheduled after `next_delay`, or exhausted (alerted and dead-lettered).
+each: done (`forget`), rescheduled after `next_delay` (`reschedule`), handed back unsent
+(`release`), or exhausted (`alert_instead`, and a dead letter).
 
 A claimed item sits in `INFLIGHT`, scored by when its lease ends; a sender renews the lease
 while it works. If the sender dies, the next `claim` (any worker's) puts the item back in `DUE`
@@ -38,7 +39,7 @@ from rq import get_current_job
 
 from workers import fastjson, logs
 from workers.connection import connect
-from workers.enrich import primary_error
+from workers.enrich import enrich, primary_error
 from workers.queues import RETRY, get_queue
 from workers.routing import route as route_event
 from workers.rules import RetrySchedule, Route, current_rules
@@ -274,10 +275,7 @@ def item_for(event: Mapping, chosen: Route, attempt: int = 1) -> Item:
 
 
 def schedule_first(
-    pipe: redis.client.Pipeline,
-    connection: redis.Redis,
-    items: list[tuple[dict, Route]],
-    now: float,
+    pipe: redis.client.Pipeline, items: list[tuple[dict, Route]], now: float
 ) -> float | None:
     """Write the first resend of each (enriched event, route) on `pipe`: due at once, or after
     the catalog's minimum. Returns the earliest due time, for `wake` once `pipe` has run."""
@@ -471,7 +469,6 @@ def alert_instead(connection: redis.Redis, failures: list[tuple[Item, int, str]]
     if not failures:
         return
     from workers import alerts  # the alerts side imports rules; import it late
-    from workers.enrich import enrich
 
     rules = current_rules()
     off = replace(rules, resend_enabled=False)
