@@ -19,7 +19,7 @@ from rq.worker import DequeueStrategy
 
 from tests.conftest import load_fixture
 from tests.receiver import Receiver, Reply
-from workers import alerts, deadletter, intake, ledger, queues, retry, runner
+from workers import alerts, deadletter, intake, ledger, queues, resender, retry, runner
 from workers.enrich import enrich
 from workers.retry import backoff_delay, next_delay
 from workers.rules import RetrySchedule, Route
@@ -299,6 +299,34 @@ class TestResend:
         work(redis)
         body = resend_env.wait_for(1)[0].body
         assert json.loads(body.decode("utf-8"))["catalog"]["action"]["ja"]
+
+
+class TestSenderJob:
+    """One sender job at a time, time-boxed, queuing its successor while resends are due."""
+
+    def test_one_sender_is_queued_at_a_time(self, redis, resend_env):
+        """Asking for a sender twice queues one job; it clears the flag when it starts."""
+        assert retry.request_send(redis) and not retry.request_send(redis)
+        assert len(queues.get_queue(redis, queues.RETRY)) == 1
+        work(redis)
+        assert retry.request_send(redis)
+
+    def test_sender_stops_at_its_time_box_and_queues_its_successor(self, redis, resend_env):
+        """Against a slow receiver (50 ms an answer) a sender job returns after about
+        SEND_SECONDS with resends still due, and leaves one successor queued."""
+        resend_env.default = Reply(delay=0.05)
+        intake.store(redis, [failed_event(131043, n) for n in range(600)])
+        events = [queues.get_queue(redis, queues.EVENTS)]
+        SimpleWorker(events, connection=redis, serializer=JSONSerializer).work(burst=True)
+        redis.delete(retry.SEND_FLAG)
+        queues.get_queue(redis, queues.RETRY).empty()  # the drain's request: run it here instead
+        started = time.monotonic()
+        done = resender.send_due()
+        elapsed = time.monotonic() - started
+        assert resender.SEND_SECONDS <= elapsed <= resender.SEND_SECONDS + 1.0
+        assert 0 < done["resent"] < 600
+        assert redis.zcard(retry.DUE) == 600 - done["resent"] and redis.zcard(retry.INFLIGHT) == 0
+        assert len(queues.get_queue(redis, queues.RETRY)) == 1 and redis.exists(retry.SEND_FLAG)
 
 
 class TestHold:
