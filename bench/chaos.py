@@ -37,9 +37,10 @@ from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 
+from bench._payloads import status_item
 from bench._receiver import FaultyEndpoint
 from bench._servers import Gunicorn, children, procfile_config, wait_http
-from bench._traffic import RULES, UNAUTH_MARKER, Send, Traffic
+from bench._traffic import RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
 from webhook import quarantine
 from workers import intake, ledger
@@ -92,6 +93,8 @@ PLANS = {
         Fault(0.35, 0.0, "redis-restart"),
         Fault(0.40, 0.08, "redis-down"),
         Fault(0.50, 0.0, "kill-drain-worker"),
+        Fault(0.55, 0.10, "resend-storm"),
+        Fault(0.58, 0.0, "kill-sender-worker"),
     ),
     "up": (
         Fault(0.05, 0.0, "kill-worker"),
@@ -109,7 +112,8 @@ PLANS = {
 """The faults of a run, in order, scaled to its duration. `full` has every fault of issue 6:
 receivers fail first, while RQ's scheduler runs (group flushes and retries are scheduled jobs,
 so the failures are met); the kills and Redis faults come after, since each can stop the
-scheduler for up to 61 s (its lock outlives its process) and the run drains after that.
+scheduler for up to 61 s (its lock outlives its process) and the run drains after that. Then a
+resend storm (`Harness.resend_storm`), during which a worker is killed in a sender job.
 `smoke` keeps to faults that do not stop the scheduler (a worker killed mid-drain that does not
 run it, receivers failing), so it drains in seconds. `up` runs the service as `wastatus up` with
 REDIS_URL (`UpHarness`): up's worker SIGKILLed first (the scheduler lock it leaves lasts 61 s,
@@ -164,6 +168,7 @@ class Harness:
         self.stopping = False
         self.client: redis.Redis | None = None
         self.final_ledger: dict[str, str] = {}
+        self.traffic: Traffic | None = None
 
     # processes ---------------------------------------------------------------------------
 
@@ -261,8 +266,14 @@ class Harness:
         await asyncio.gather(*running)
 
     async def apply(self, name: str, length: float) -> None:
-        if name in ("kill-worker", "kill-drain-worker"):
-            only = "workers.drain.drain_inbox" if name == "kill-drain-worker" else None
+        if name == "resend-storm":
+            await self.resend_storm(length)
+            return
+        if name in ("kill-worker", "kill-drain-worker", "kill-sender-worker"):
+            only = {
+                "kill-drain-worker": "workers.drain.drain_inbox",
+                "kill-sender-worker": "workers.resender.send_due",
+            }.get(name)
             detail = await asyncio.to_thread(self.kill_busy_worker, only)
             self.note(name, detail)
             return
@@ -286,6 +297,35 @@ class Harness:
         await asyncio.sleep(length)
         endpoint.mode = "ok"
         self.active.discard(name)
+
+    async def resend_storm(self, length: float) -> None:
+        """A storm of transient failures: `--storm-size` of them (resent by the harness's
+        rules) in batches of 200 statuses, while the resend endpoint first answers 429 with
+        Retry-After for a third of `length`, holding every resend back."""
+        size = self.args.storm_size
+        if not size:
+            return
+        self.active.add("resend-storm")
+        self.note("resend-storm", f"{size} transient failures; resend endpoint 429 at first")
+        self.resend.mode = "throttle"
+        deadline = time.monotonic() + self.args.duration + self.args.drain_timeout
+        traffic = self.traffic
+        sends = []
+        for start in range(0, size, 200):
+            statuses, expects = [], []
+            for _ in range(min(200, size - start)):
+                message_id, recipient = traffic._ids()
+                statuses.append(
+                    status_item(message_id, recipient, "failed", traffic._now(), 131043, "expired")
+                )
+                expects.append(failure_id(message_id, recipient, 131043))
+            sends.append(traffic._signed("storm", statuses, expects))
+        posted = [asyncio.create_task(self.deliver(send, deadline)) for send in sends]
+        await asyncio.sleep(length / 3)
+        self.resend.mode = "ok"
+        await asyncio.gather(*posted)
+        await asyncio.sleep(max(0.0, length * 2 / 3))
+        self.active.discard("resend-storm")
 
     def kill_busy_worker(self, only: str | None = None) -> str:
         """SIGKILL the process group of a worker running a job (`only` that function, and then
@@ -469,7 +509,7 @@ class Harness:
     async def main(self) -> dict:
         self.started = time.monotonic()
         self.redis_lock = asyncio.Lock()
-        traffic = Traffic(SECRET, TOKEN, self.args.seed)
+        traffic = self.traffic = Traffic(SECRET, TOKEN, self.args.seed)
         background = [asyncio.create_task(self.supervise()), asyncio.create_task(self.progress())]
         injector = asyncio.create_task(self.inject())
         await self.drive(traffic)
@@ -820,6 +860,12 @@ def parser() -> argparse.ArgumentParser:
         default="full",
         help="which faults: full (all of issue 6), smoke (quick) or up (Redis restarted and "
         "stopped, and a worker killed, under `wastatus up`)",
+    )
+    parser.add_argument(
+        "--storm-size",
+        type=int,
+        default=2000,
+        help="transient failures of the resend storm of the full plan (2000; 0: none)",
     )
     parser.add_argument("--seed", type=int, default=None, help="traffic seed (random)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, AOF)")

@@ -6,7 +6,7 @@ the JSON serializer) in burst mode on a fresh redis-server (append-only) on loop
 baseline is one RQ job per unit of work doing nothing; ours is the real drain job: events
 stored by the intake's Lua script (as the webhook stores them), drained in batches, enriched
 from the catalog, routed by the built-in rules with a resend URL set (transient codes get a
-scheduled resend job, the rest go to alert groups; group_wait is left at 30 s so no
+resend item, due now or later, the rest go to alert groups; group_wait is left at 30 s so no
 notification is sent during the run), with the ledger and stats written. Rounds alternate
 (baseline, ours, baseline, ours) so other load on the machine hits both; medians are compared.
 

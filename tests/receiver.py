@@ -21,6 +21,8 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = field(default_factory=time.time)
+    """When the answer was sent (Unix seconds)."""
 
     def json(self):
         return json.loads(self.body)
@@ -32,6 +34,11 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes = b'{"ok": true}'
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a sender opens many connections at once; 5 would reset some
 
 
 class Receiver:
@@ -46,6 +53,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # the body is a second write: do not hold it back
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -71,8 +80,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # keep test output clean
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

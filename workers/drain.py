@@ -225,7 +225,7 @@ def process_batch(
         for chosen, events in to_alert.values():
             alerts.submit(connection, events, chosen, settings)
     with connection.pipeline(transaction=True) as pipe:
-        retry.schedule_first(pipe, connection, to_retry, now)
+        first_due = retry.schedule_first(pipe, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)
         stats.record(pipe, enriched, now)
         if claimed.deliveries:
@@ -233,6 +233,7 @@ def process_batch(
         pipe.delete(processing)
         pipe.srem(CLAIMS, token)
         pipe.execute()
+    retry.wake(connection, first_due, now)
     _count(enriched, to_alert, to_retry, dropped, now, done)
 
 

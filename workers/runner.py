@@ -13,6 +13,7 @@ from rq import worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.worker import DequeueStrategy
 
 from workers import intake, logs, queues, settings
 from workers.outage import Outage, outage_of, wait_for_redis
@@ -34,8 +35,8 @@ class MaintainedWorker(Worker):
     wastatus code recovers its work only when it next runs: overdue flushes and deliveries in
     `alerts.submit` (so only when new failures arrive), orphaned drain batches in the next drain
     job (so only when a webhook asks for one). With no new traffic they would wait forever.
-    A resend job popped by a worker that died before starting it is in no queue and no
-    registry, and RQ's `Retry` never sees it: only `retry.recover` queues it again.
+    Resends claimed by a sender that died wait for their lease; `retry.recover` puts them back
+    and wakes a sender for whatever is due (a lost wake-up, a lost sender job).
 
     Its connection waits for Redis (see `workers.outage`), so every Redis call of RQ's work loop
     blocks through an outage and the loop goes on where it was. What the loop cannot do by
@@ -199,6 +200,9 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     """
     logs.configure()
     current = settings.current()
+    # Imported before the work horses fork, so no sender job pays for importing aiohttp.
+    from workers import resender  # noqa: F401
+
     wait_for_redis(connection)
     # Until RQ installs its handlers, SIGTERM must stop a worker that waits for Redis.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -216,7 +220,12 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     except KeyboardInterrupt:
         return False
     try:
-        return worker.work(burst=burst, with_scheduler=True)
+        # Round-robin: after a job from one queue the worker looks at the others first, so
+        # alerts never wait behind a run of resend or drain jobs (each time-boxed), nor those
+        # behind alerts.
+        return worker.work(
+            burst=burst, with_scheduler=True, dequeue_strategy=DequeueStrategy.ROUND_ROBIN
+        )
     except KeyboardInterrupt:  # stopped while starting, before RQ's own handlers
         worker.teardown()
         return False
