@@ -9,6 +9,7 @@ per `DRAIN_FLAG_SECONDS`, so a burst of requests costs one RQ enqueue, not one p
 from __future__ import annotations
 
 import hashlib
+import time
 import weakref
 from dataclasses import dataclass
 from importlib.resources import files
@@ -81,6 +82,23 @@ def store(
     if schedule:
         schedule_drain(connection)
     return StoreResult(int(stored), len(events) - int(stored))
+
+
+def oldest_age(connection: redis.Redis, now: float | None = None) -> float:
+    """Seconds the oldest event in the inbox has waited (0 when it is empty); raises RedisError.
+
+    The drain takes events from the right end, so that one is the oldest: its age growing
+    while events keep coming is the sign of a stuck drain, however short the inbox."""
+    raw = connection.lindex(INBOX, -1)
+    if raw is None:
+        return 0.0
+    try:
+        received = fastjson.loads(raw).get("received_at")
+    except (ValueError, RecursionError, AttributeError):
+        return 0.0
+    if not isinstance(received, (int, float)) or isinstance(received, bool):
+        return 0.0
+    return max(0.0, (time.time() if now is None else now) - received)
 
 
 def schedule_drain(connection: redis.Redis) -> None:
