@@ -264,7 +264,9 @@ def _finish(
                                             "delivered_to": receiver or ""})  # fmt: skip
         pipe.zrem(OUTBOX, nid)
         pipe.expire(record_key(nid), KEEP_SECONDS)
-        pipe.expire(events_key(nid), KEEP_SECONDS)
+        # The ids are in the ledger (and in the dead letter) now: kept here too they cost
+        # about 85 bytes a failure for a week.
+        pipe.delete(events_key(nid))
         if dead_item is not None:
             deadletter.put(pipe, "alert", {**dead_item, "event_ids": ids}, reason)
         ledger.record(pipe, "alerted" if outcome == "delivered" else "dead", ids)

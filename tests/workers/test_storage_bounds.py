@@ -14,7 +14,7 @@ from tests.receiver import Reply
 from tests.workers.alerting import drive, enriched, route
 from webhook import create_app, quarantine
 from webhook.signature import sign
-from workers import alerts, deadletter, drain, intake, metrics, silences, storage
+from workers import alerts, deadletter, drain, intake, ledger, metrics, silences, storage
 
 MiB = 1024 * 1024
 
@@ -192,7 +192,8 @@ class TestMetricCardinality:
         drain.drain_inbox()
         metrics.export(redis)
         series = [key for key in redis.hkeys(metrics.EXPORT_KEY) if b"wastatus_failures" in key]
-        assert len(series) == 1 and b'"code":"other"' in series[0]
+        assert not [key for key in series if b'"code":"9000' in key]
+        assert sum(b'"code":"other"' in key for key in series) == 1
 
 
 class TestSilenceRetention:
@@ -254,3 +255,37 @@ class TestRedisMemory:
         text = client.get("/metrics").get_data(as_text=True)
         assert "wastatus_redis_memory_used_bytes " in text
         assert 'wastatus_redis_key_bytes{key="quarantine"}' in text
+
+
+class TestHeldPerFailure:
+    """What a failure keeps in Redis over the dedup window once alerted: at most 200 bytes."""
+
+    def test_bytes_held_per_alerted_failure(self, redis, monkeypatch, redis_url):
+        """10,000 failures taken and alerted hold under 200 bytes each (seen mark, ledger)."""
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
+        monkeypatch.setenv("WASTATUS_GROUP_INTERVAL", "1s")
+        for name in ("WASTATUS_RULES", "WASTATUS_RETRY_URL", "WASTATUS_ALERT_WEBHOOK_URL",
+                     "WASTATUS_ALERT_URLS"):  # fmt: skip
+            monkeypatch.delenv(name, raising=False)
+
+        def failures(first: int, count: int) -> list[dict]:
+            found = []
+            for n in range(first, first + count):
+                event = {"kind": "status", "api": "on_premises", "message_id": f"gBGG{n:012d}",
+                         "recipient_id": f"8190{n:08d}", "status": "failed",
+                         "timestamp": 1700000000, "errors": [{"code": 131026}],
+                         "received_at": time.time()}  # fmt: skip
+                event["event_id"] = intake.event_id(event)
+                found.append(event)
+            return found
+
+        total = 10_000
+        intake.store(redis, failures(0, 10))  # the fixed parts: queues, the group, scripts
+        drive(redis, lambda: ledger.summary(redis)["outcomes"]["alerted"] == 10)
+        before = redis.info("memory")["used_memory"]
+        for first in range(10, total + 10, 1000):
+            intake.store(redis, failures(first, 1000))
+        drive(redis, lambda: ledger.summary(redis)["outcomes"]["alerted"] == total + 10, 120)
+        held = (redis.info("memory")["used_memory"] - before) / total
+        assert held < 200, f"{held:.0f} bytes held per failure"
