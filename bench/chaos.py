@@ -535,7 +535,7 @@ class Harness:
         seen_unauth = [
             event
             for event in tally.unauthenticated
-            if self.client.exists(intake.SEEN_PREFIX + event) or event in recorded
+            if intake.seen(self.client, event) or event in recorded
         ]
         quarantined = quarantine.entries(self.client)
         unauth_quarantined = sum(UNAUTH_MARKER.encode() in entry.body for entry in quarantined)

@@ -3,7 +3,9 @@
 A load balancer or Kubernetes restarts a process whose /healthz fails and stops sending traffic
 to one whose /readyz fails. /readyz fails when Redis is unreachable (the webhook would answer
 503 anyway) or when more work waits than `WASTATUS_READY_MAX_BACKLOG` (the workers are not
-keeping up; taking more only grows the backlog and the delay of every alert).
+keeping up; taking more only grows the backlog and the delay of every alert), or when the
+oldest stored failure has waited longer than `WASTATUS_READY_MAX_INBOX_AGE` (a drain that
+crashes on every batch, or no worker at all: events are taken and never alerted).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from workers import backlog
+from workers import backlog, intake, settings
 from workers.connection import RedisNotConfigured
 from workers.settings import Settings
 
@@ -23,6 +25,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "redis-unavailable": (503, "Redis cannot be reached, so webhooks cannot be stored."),
     "backlog-too-large": (503, "More work waits than WASTATUS_READY_MAX_BACKLOG allows: the "
                                "workers are not keeping up."),
+    "drain-stuck": (503, "The oldest stored failure has waited longer than "
+                         "WASTATUS_READY_MAX_INBOX_AGE: no drain job is taking events."),
 }  # fmt: skip
 
 
@@ -42,13 +46,18 @@ def readyz() -> Response | tuple[Response, int]:
     """Ready when Redis answers and the backlog is under the configured maximum."""
     state = current_app.extensions["wastatus"]
     limit = current_app.config["WASTATUS_READY_MAX_BACKLOG"]
+    max_age = settings.current().ready_max_inbox_age
     try:
-        waiting = backlog.queue_lengths(state.redis())
+        connection = state.redis()
+        waiting = backlog.queue_lengths(connection)
+        age = intake.oldest_age(connection)
     except (redis.RedisError, RedisNotConfigured) as error:
         return _error("redis-unavailable", reason=str(error) or type(error).__name__)
     total = sum(waiting.values())
     if total > limit:
         return _error("backlog-too-large", backlog=total, max_backlog=limit, waiting=waiting)
+    if age > max_age:
+        return _error("drain-stuck", oldest_event_age=round(age, 3), max_inbox_age=max_age)
     return jsonify(ok=True, backlog=total, max_backlog=limit, waiting=waiting)
 
 

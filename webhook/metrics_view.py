@@ -27,7 +27,7 @@ from rq import Worker
 
 from webhook import quarantine
 from webhook.errors import error_response
-from workers import alerts, backlog, deadletter, intake, metrics, silences
+from workers import alerts, backlog, deadletter, intake, metrics, silences, storage
 from workers.connection import RedisNotConfigured
 
 bp = Blueprint("metrics", __name__)
@@ -75,6 +75,12 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
     yield _queue_depths(connection)
     yield _gauge("wastatus_inbox_events", "Failure events stored and not yet claimed by a "
                  "drain job.", connection.llen(intake.INBOX))  # fmt: skip
+    yield _gauge("wastatus_inbox_oldest_event_age_seconds", "How long the oldest event in "
+                 "the inbox has waited for a drain job (0 when none waits).",
+                 intake.oldest_age(connection))  # fmt: skip
+    yield _gauge("wastatus_quarantine_bytes", "Bytes of the quarantined bodies kept.",
+                 quarantine.held_bytes(connection))  # fmt: skip
+    yield from _memory_families(connection)
     yield _gauge("wastatus_inbox_claimed_batches", "Batches of events claimed by a drain job "
                  "and not yet finished.", backlog.claimed_batches(connection))  # fmt: skip
     yield _gauge("wastatus_quarantine_entries", "Authenticated webhooks kept because they failed "
@@ -87,6 +93,20 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
                  len(silences.active(connection)))  # fmt: skip
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",
                  Worker.count(connection=connection))  # fmt: skip
+
+
+def _memory_families(connection: redis.Redis) -> Iterator[Metric]:
+    held = storage.memory(connection)
+    yield _gauge("wastatus_redis_memory_used_bytes", "Memory Redis uses now.",
+                 held["used_bytes"])  # fmt: skip
+    yield _gauge("wastatus_redis_memory_max_bytes", "Redis' maxmemory (0: no limit); at it, "
+                 "with noeviction, webhooks are answered 503.", held["max_bytes"])  # fmt: skip
+    yield _gauge("wastatus_redis_keys", "Keys in the Redis database.", held["keys"])
+    family = GaugeMetricFamily("wastatus_redis_key_bytes", "Memory of the wastatus keys that "
+                               "grow with traffic, by key.", labels=["key"])  # fmt: skip
+    for name, size in held["largest"].items():
+        family.add_metric([name], size)
+    yield family
 
 
 SCOPES = ("all", "local", "shared")

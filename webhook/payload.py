@@ -8,12 +8,13 @@ their path; the valid ones are still taken (their duplicates are dropped on repl
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import schemas
-from workers import fastjson
+from workers import bounds, fastjson
 from workers.intake import event_id
 
 CLOUD = "cloud"
@@ -21,6 +22,23 @@ ON_PREMISES = "on_premises"
 ON_PREMISES_KEYS = ("statuses", "errors", "messages", "contacts")
 METADATA_KEYS = ("display_phone_number", "phone_number_id")
 MAX_PROBLEMS = 50  # enough to fix a payload by; a broken batch of 1000 need not list all
+
+KNOWN_FIELDS = frozenset({
+    "account_alerts", "account_review_update", "account_settings_update", "account_update",
+    "automatic_events", "business_capability_update", "business_status_update", "calls",
+    "flows", "history", "message_echoes", "message_template_components_update",
+    "message_template_quality_update", "message_template_status_update", "messages",
+    "partner_solutions", "payment_configuration_update", "phone_number_name_update",
+    "phone_number_quality_update", "security", "smb_app_state_sync", "smb_message_echoes",
+    "template_category_update", "template_correct_category_detection", "tracking_events",
+    "user_preferences",
+})  # fmt: skip
+"""WhatsApp Business Account webhook fields Meta documents; any other name is counted as
+"other", so a body of random field names cannot add a metric series per name."""
+
+KNOWN_OBJECTS = frozenset({"application", "instagram", "page", "permissions", "user"})
+"""Other Graph API webhook objects, counted by name (`object:<name>`); the rest as
+`object:other`."""
 
 
 @dataclass
@@ -89,7 +107,7 @@ def _read_cloud(document: dict, reading: Reading, received_at: float) -> None:
         reading.problem("body", "a Cloud API webhook needs 'object' (a string), 'entry' (a list)")
         return
     if obj != "whatsapp_business_account":
-        reading.ignored_fields[f"object:{obj}"] += 1
+        reading.ignored_fields[f"object:{obj if obj in KNOWN_OBJECTS else 'other'}"] += 1
         return
     for i, entry in enumerate(entries):
         path = f"entry[{i}]"
@@ -111,7 +129,8 @@ def _read_change(
         reading.problem(path, "a change needs 'field' (a string)")
         return
     if change["field"] != "messages":
-        reading.ignored_fields[change["field"]] += 1
+        name = change["field"]
+        reading.ignored_fields[name if name in KNOWN_FIELDS else "other"] += 1
         return
     value, metadata = change.get("value"), None
     if isinstance(value, dict):
@@ -171,34 +190,47 @@ def _list(container: dict, key: str, prefix: str, reading: Reading) -> list:
 
 def _error(error: dict) -> dict:
     details = error["details"] or (error["error_data"] or {}).get("details")
+    text = bounds.optional_text
     return {
         "code": error["code"],
-        "title": error["title"],
-        "message": error["message"],
-        "details": details if isinstance(details, str) else None,
-        "href": error["href"],
+        "title": text(error["title"]),
+        "message": text(error["message"]),
+        "details": text(details, bounds.DETAILS_MAX) if isinstance(details, str) else None,
+        "href": text(error["href"]),
     }
 
 
+_ident = functools.partial(bounds.optional_text, limit=bounds.ID_MAX)
+
+
 def _event(context: dict, received_at: float, kind: str, item: dict) -> dict:
-    """One normalized event; `kind` says whether a status, a message or nothing failed."""
+    """One normalized event; `kind` says whether a status, a message or nothing failed.
+
+    Every string is made valid UTF-8 and cut to size here (`workers.bounds`), before the
+    event's id is computed and it is stored: nothing downstream can then fail to encode it.
+    """
     event = {
         "kind": kind,
         "api": context["api"],
-        "waba_id": context.get("waba_id"),
-        "phone_number_id": context.get("phone_number_id"),
-        "display_phone_number": context.get("display_phone_number"),
-        "message_id": item.get("id"),
+        "waba_id": _ident(context.get("waba_id")),
+        "phone_number_id": _ident(context.get("phone_number_id")),
+        "display_phone_number": _ident(context.get("display_phone_number")),
+        "message_id": _ident(item.get("id")),
         # For an inbound message the other party is its sender.
-        "recipient_id": item.get("recipient_id") or item.get("from_"),
-        "recipient_participant_id": item.get("recipient_participant_id"),
+        "recipient_id": _ident(item.get("recipient_id") or item.get("from_")),
+        "recipient_participant_id": _ident(item.get("recipient_participant_id")),
         "status": item.get("status") or "failed",
         "timestamp": item.get("timestamp"),
         "errors": [_error(error) for error in item.get("errors", ())],
-        "biz_opaque_callback_data": item.get("biz_opaque_callback_data"),
-        "conversation": item.get("conversation"),
-        "pricing": item.get("pricing"),
+        "biz_opaque_callback_data": _ident(item.get("biz_opaque_callback_data")),
+        "conversation": _object(item.get("conversation")),
+        "pricing": _object(item.get("pricing")),
         "received_at": received_at,
     }
     event["event_id"] = event_id(event)
     return event
+
+
+def _object(document: dict | None) -> dict | None:
+    """A free-form object, bounded; most are None or a flat dict of short strings."""
+    return None if document is None else bounds.value(document)

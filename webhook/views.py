@@ -92,8 +92,9 @@ def receive():
     body = None
     if _declared_length(req.environ) <= settings.max_body:
         body = _read_body(req.stream, settings.max_body)
-    if body is None:
+    if body is None:  # refused before authentication: a counter, no log line (as for 401s)
         _outcome(log, "too_large")
+        logs.leave_no_trace(req.environ)
         return error_response("body-too-large")
 
     auth = authenticate(body, req, settings)

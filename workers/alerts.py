@@ -28,8 +28,8 @@ import redis
 import rq
 from prometheus_client import Counter
 
-from workers import ledger, notifications, routing, silences
-from workers.logs import mask_phone
+from workers import bounds, ledger, notifications, routing, silences
+from workers.logs import PHONE_FIELDS, mask_phone
 from workers.queues import ALERTS, get_queue
 from workers.settings import Settings, current
 
@@ -42,6 +42,11 @@ GROUPS = "wastatus:alerts:groups"
 
 SAMPLE_SIZE = 20
 """How many alert items a notification carries at most (the latest ones)."""
+
+SAMPLE_TEXT_MAX = 256
+"""Characters an alert item keeps of each text Meta reported (title, message, details, href):
+the catalog explains the code; the reported words only need to be recognisable. With the
+catalog's text, an item stays under about 4 KB, a group's sample under about 80 KB."""
 
 DEFAULT_GROUP_BY = ("phone_number_id", "code")
 RECOVER_GRACE_SECONDS = 60.0
@@ -175,10 +180,25 @@ def _keys(gid: str) -> list[str]:
     return [base, base + ":pending", base + ":sample", GROUPS]
 
 
-def group_label(event: Mapping, route: object) -> str:
-    """The readable group key: route name, then each group_by field's value."""
+MASKED_KEYS = PHONE_FIELDS | {"recipient_prefix"}
+"""group_by fields that hold a phone number: shown masked, as `recipient_id` is."""
+
+
+def group_label(event: Mapping, route: object, show_pii: bool = True) -> str:
+    """The readable group key: route name, then each group_by field's value.
+
+    With `show_pii` false, phone numbers show their last four digits only: the key is
+    stored, sent in every notification and shown by `wastatus status`. Groups are told apart
+    by the whole key (`group_id` of the label with `show_pii`), so two numbers ending alike
+    stay two groups.
+    """
     group_by = tuple(getattr(route, "group_by", None) or DEFAULT_GROUP_BY)
-    parts = [f"{name}={routing.event_value(event, name)}" for name in group_by]
+    parts = []
+    for name in group_by:
+        value = routing.event_value(event, name)
+        if not show_pii and name in MASKED_KEYS and value:
+            value = mask_phone(value)
+        parts.append(f"{name}={value}")
     label = f"{getattr(route, 'name', 'default')}:{','.join(parts)}"
     return label + ":retry_exhausted" if event.get("retry_exhausted") else label
 
@@ -211,7 +231,7 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
         "explanation": entry.get("explanation"),
         "action": entry.get("action"),
         "known": entry.get("known"),
-        "reported": entry.get("reported"),
+        "reported": bounds.value(entry.get("reported"), SAMPLE_TEXT_MAX, depth=2),
         "status": event.get("status"),
         "message_id": event.get("message_id"),
         "recipient_id": recipient if show_pii or not recipient else mask_phone(recipient),
@@ -259,7 +279,7 @@ def submit(
     show_pii = settings.log_pii
     groups: dict[str, list[dict]] = {}
     for event in keep:
-        groups.setdefault(group_label(event, route), []).append(event)
+        groups.setdefault(group_label(event, route), []).append(event)  # the whole key
     script = connection.register_script(_SUBMIT)
     with connection.pipeline(transaction=False) as pipe:
         if silenced:
@@ -267,8 +287,9 @@ def submit(
             ledger.record(pipe, "silenced", ids)
             silences.count_silenced(pipe, silenced)
         order = []
-        for label, found in groups.items():
-            gid = group_id(label)
+        for whole_label, found in groups.items():
+            gid = group_id(whole_label)
+            label = group_label(found[0], route, show_pii)
             seen = [_seen(event, now) for event in found]
             samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
                        for event in found[-SAMPLE_SIZE:]]  # fmt: skip

@@ -5,6 +5,11 @@ ran out) and "event" (a poison event that kept crashing its drain batch). An ent
 document in the hash `DEAD` plus its id in the sorted set `INDEX` (by creation time), so the
 list comes out oldest first and `count` is one ZCARD. `put` only writes, so it also works on a
 pipeline and lands atomically with the ledger entry the caller records beside it.
+
+Dead letters are bounded: each `put` also removes the entries older than
+`WASTATUS_DEAD_RETENTION` (30 days) and the oldest beyond `WASTATUS_DEAD_MAX` (10,000), and
+gives both keys that retention as a TTL; their events keep their "dead" outcome in the ledger.
+A document is always stored as valid UTF-8.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 import redis
 from prometheus_client import Counter
 
-from workers import intake, ledger
+from workers import bounds, intake, ledger, settings
 
 DEAD = "wastatus:dead"
 """Hash: dead-letter id → JSON {id, kind, item, reason, created_at, replays}."""
@@ -37,6 +42,23 @@ DEAD_LETTERS_REPLAYED = Counter(
     "Dead letters replayed by a person, by kind.",
     ["kind"],
 )
+
+
+_PURGE = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+local over = redis.call('ZCARD', KEYS[2]) - #old - tonumber(ARGV[2])
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], #old, #old + math.min(over, 1000) - 1)) do
+    old[#old + 1] = id
+  end
+end
+for i = 1, #old, 500 do
+  local part = {unpack(old, i, math.min(i + 499, #old))}
+  redis.call('HDEL', KEYS[1], unpack(part))
+  redis.call('ZREM', KEYS[2], unpack(part))
+end
+return #old
+"""
 
 
 class UnknownDeadLetter(KeyError):
@@ -67,15 +89,33 @@ def new_id(now: float | None = None) -> str:
     return f"{millis:013d}-{secrets.token_hex(4)}"
 
 
+def encoded(document: dict) -> bytes:
+    """`document` as UTF-8 JSON, whatever strings it holds: a dead letter that cannot be
+    encoded would make burying fail, and the burial be tried again forever."""
+    try:
+        return json.dumps(document, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # a lone surrogate is a UnicodeEncodeError
+        return json.dumps(bounds.clean(document), ensure_ascii=False, default=str).encode()
+
+
 def put(connection: redis.Redis, kind: str, item: dict, reason: str) -> str:
-    """Keep `item` as a dead letter of `kind` and return its id; `connection` may be a pipeline."""
+    """Keep `item` as a dead letter of `kind` and return its id; `connection` may be a pipeline.
+
+    Expired and surplus dead letters are removed in the same call (`_PURGE`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown dead-letter kind {kind!r}; expected one of {KINDS}")
     now = time.time()
     dead_id = new_id(now)
     document = {"id": dead_id, "kind": kind, "item": item, "reason": reason, "created_at": now}
-    connection.hset(DEAD, dead_id, json.dumps(document, ensure_ascii=False))
+    current = settings.current()
+    purge = connection.register_script(_PURGE)
+    purge(keys=[DEAD, INDEX], args=[now - current.dead_retention, current.dead_max - 1],
+          client=connection)  # fmt: skip
+    connection.hset(DEAD, dead_id, encoded(document))
     connection.zadd(INDEX, {dead_id: now})
+    # With no new dead letter for a whole retention, every one left is past it.
+    connection.expire(DEAD, int(current.dead_retention) + 1)
+    connection.expire(INDEX, int(current.dead_retention) + 1)
     DEAD_LETTERS.labels(kind).inc()
     return dead_id
 
@@ -132,7 +172,7 @@ def replay(connection: redis.Redis, dead_id: str) -> dict:
             # The event goes round again from the start, so its first outcome is forgotten in
             # the same transaction: it will end in one outcome again, not in a conflict.
             ledger.reopen(pipe, [event.get("event_id")])
-            pipe.lpush(intake.INBOX, json.dumps(event, ensure_ascii=False))
+            pipe.lpush(intake.INBOX, encoded(event))
             _remove(pipe, dead_id)
             pipe.execute()
         intake.schedule_drain(connection)

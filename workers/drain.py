@@ -25,7 +25,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
 from rq import get_current_job
 
-from workers import deadletter, ledger, retry, stats
+from workers import bounds, deadletter, ledger, retry, stats
 from workers.connection import connect
 from workers.enrich import enrich
 from workers.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
@@ -204,7 +204,7 @@ def process_batch(
         done["dead"] += 1
         return
     now = time.time()
-    enriched = [enrich(json.loads(item)) for item in claimed.items]
+    enriched = [enrich(_read(item)) for item in claimed.items]
     to_alert: dict[str, tuple[Route, list[dict]]] = {}
     to_retry: list[tuple[dict, Route]] = []
     dropped: list[str] = []
@@ -239,7 +239,7 @@ def process_batch(
 
 def _count(enriched, to_alert, to_retry, dropped, now, done: Counter) -> None:
     failures = Counter(
-        (event.get("api") or "unknown", str(event["code"]), event["catalog"]["category"])
+        (event.get("api") or "unknown", _code_label(event), event["catalog"]["category"])
         for event in enriched
     )
     for labels, count in failures.items():
@@ -256,14 +256,38 @@ def _count(enriched, to_alert, to_retry, dropped, now, done: Counter) -> None:
             EVENT_LAG.observe(max(0.0, now - received))
 
 
-def _bury(connection: redis.Redis, token: str, item: bytes, deliveries: int) -> None:
-    """A poison event: into the dead letters (kind "event") and the ledger as "dead"."""
+def _code_label(event: dict) -> str:
+    """The code as a metric label: codes the catalog knows, else "other". A series per code
+    ever sent would let random codes grow /metrics and the exported hash without bound."""
+    return str(event["code"]) if event["catalog"].get("known") else "other"
+
+
+def _read(item: bytes) -> dict:
+    """A stored event; one an older version stored with escaped lone surrogates is cleaned,
+    so that nothing downstream (alert samples, dead letters) fails to encode it."""
+    event = json.loads(item)
+    return bounds.clean(event) if bounds.may_hold_surrogates(item) else event
+
+
+RAW_MAX = 64 * 1024
+"""Characters kept of a buried item that is not a JSON object (its start tells what it was)."""
+
+
+def _buried_form(item: bytes) -> dict:
+    """What a dead letter keeps of a poison item: the event, cleaned, or the item as text.
+    Neither can fail to encode, so burying cannot become a poison of its own."""
     try:
-        event = json.loads(item)
-    except ValueError:
+        event = bounds.clean(json.loads(item))
+    except (ValueError, RecursionError):
         event = None
     if not isinstance(event, dict):
-        event = {"raw": item.decode("utf-8", "replace")}
+        event = {"raw": bounds.text(item.decode("utf-8", "replace"), RAW_MAX)}
+    return event
+
+
+def _bury(connection: redis.Redis, token: str, item: bytes, deliveries: int) -> None:
+    """A poison event: into the dead letters (kind "event") and the ledger as "dead"."""
+    event = _buried_form(item)
     reason = f"its drain batch crashed or died {deliveries} times"
     with connection.pipeline(transaction=True) as pipe:
         deadletter.put(pipe, "event", {"event": event, "deliveries": deliveries}, reason)

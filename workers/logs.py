@@ -42,11 +42,16 @@ _json_handler: logging.Handler | None = None
 
 
 def mask_phone(value: object) -> str:
-    """The phone number with all but its last 4 digits replaced by `*` (PII stays out of logs)."""
+    """The phone number with all but its last 4 digits replaced by `*` (PII stays out of logs).
+
+    Masking is idempotent: a value masked already (a `*` and at most 4 digits) is returned as
+    it is, so an alert item masked when stored and scrubbed again in a log line still shows
+    its last four digits, as the docs promise, not only stars.
+    """
     text = "" if value is None else str(value)
     digits = sum(ch.isdigit() for ch in text)
     if digits <= 4:
-        return "*" * len(text)
+        return text if "*" in text else "*" * len(text)
     keep, out = 4, []
     for ch in reversed(text):
         if ch.isdigit() and keep:

@@ -47,6 +47,10 @@ FIELDS_IGNORED = Counter(
     "Webhook changes of fields other than messages, acknowledged and not processed.",
     ["field"],
 )
+QUARANTINE_DROPPED = Counter(
+    "wastatus_quarantine_dropped",
+    "Quarantined webhooks dropped, oldest first, to keep the quarantine within its bounds.",
+)
 EVENTS_STORED = Counter(
     "wastatus_events_stored",
     "Failure events stored for the workers, and duplicates not stored again.",

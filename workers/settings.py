@@ -317,6 +317,26 @@ class Settings:
         "WASTATUS_LOG_REQUESTS", _choice("all", "failures", "none"), "failures"
     )
 
+    # storage bounds (docs/operations.md, "Storage bounds")
+    quarantine_max: int = setting("WASTATUS_QUARANTINE_MAX", _count, 1000, 1, 10_000_000)
+    quarantine_bytes: int = setting(
+        "WASTATUS_QUARANTINE_BYTES", _count, 64 * 1024 * 1024, 1024, 1 << 40
+    )
+    quarantine_body_max: int = setting(
+        "WASTATUS_QUARANTINE_BODY_MAX", _count, 1024 * 1024, 256, 1 << 30
+    )
+    dead_retention: float = setting("WASTATUS_DEAD_RETENTION", _duration, 30 * DAY, 60, 3650 * DAY)
+    dead_max: int = setting("WASTATUS_DEAD_MAX", _count, 10_000, 1, 10_000_000)
+    silence_retention: float = setting(
+        "WASTATUS_SILENCE_RETENTION", _duration, 7 * DAY, 0, 3650 * DAY
+    )
+    ready_max_inbox_age: float = setting(
+        "WASTATUS_READY_MAX_INBOX_AGE", _duration, 300.0, 1, 30 * DAY
+    )
+    redis_maxmemory: int = setting(
+        "WASTATUS_REDIS_MAXMEMORY", _count, 1024 * 1024 * 1024, 16 * 1024 * 1024, 1 << 40
+    )
+
     @property
     def authentication_configured(self) -> bool:
         return bool(self.app_secrets or self.onprem_tokens)

@@ -5,7 +5,8 @@ and the rules file's `silences:` list (`Rules.silences`: dicts `{matchers, until
 Matchers use the same keys and semantics as routes (`workers.rules.MATCHER_KEYS`: api, code,
 category, severity, retry, phone_number_id, waba_id, recipient_prefix, status, kind); a list
 value means any of them. An expired silence stays
-listed (with `--all`) for a week so people see what was silenced, then goes.
+listed (with `--all`) for `WASTATUS_SILENCE_RETENTION` (a week) so people see what was
+silenced, then goes, with its count.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ SILENCES = "wastatus:silences"
 COUNTS = "wastatus:silences:counts"
 """Hash: silence id → events it silenced."""
 
-KEEP_EXPIRED_SECONDS = 7 * 86400
 
 EVENTS_SILENCED = Counter(
     "wastatus_alert_events_silenced",
@@ -144,13 +144,27 @@ def _is_active(silence: Mapping, now: float) -> bool:
     return (ends is None or ends > now) and (starts is None or starts <= now)
 
 
-def stored(connection: redis.Redis) -> list[dict]:
+def _kept(connection: redis.Redis, now: float) -> list[dict]:
+    """The silences in Redis, after removing those expired longer ago than the retention
+    (and their counts: a count of a silence nobody can see would be kept forever)."""
+    silences = [json.loads(value) for value in connection.hgetall(SILENCES).values()]
+    if all(s["ends_at"] >= now for s in silences):
+        return silences  # nothing expired: the usual case, on every batch an alert route takes
+    retention = current().silence_retention
+    old = [s["id"] for s in silences if s["ends_at"] + retention < now]
+    if old:
+        with connection.pipeline() as pipe:
+            pipe.hdel(SILENCES, *old)
+            pipe.hdel(COUNTS, *old)
+            pipe.execute()
+    return [s for s in silences if s["id"] not in old]
+
+
+def stored(connection: redis.Redis, now: float | None = None) -> list[dict]:
     """Every silence kept in Redis, expired ones included, with its count; oldest first."""
-    raw = connection.hgetall(SILENCES)
-    silences = sorted((json.loads(value) for value in raw.values()),
-                      key=lambda silence: silence["created_at"])  # fmt: skip
+    now = time.time() if now is None else now
+    silences = sorted(_kept(connection, now), key=lambda silence: silence["created_at"])
     counts = connection.hgetall(COUNTS)
-    now = time.time()
     for silence in silences:
         silence["silenced"] = int(counts.get(silence["id"].encode(), 0))
         silence["active"] = _is_active(silence, now)
@@ -162,12 +176,7 @@ def active(
 ) -> list[dict]:
     """The silences in force now, from Redis and the rules file, each with its count."""
     now = time.time() if now is None else now
-    raw = connection.hgetall(SILENCES)
-    silences = [json.loads(value) for value in raw.values()]
-    old = [s["id"] for s in silences if s["ends_at"] + KEEP_EXPIRED_SECONDS < now]
-    if old:
-        connection.hdel(SILENCES, *old)
-    silences = sorted((s for s in silences if _is_active(s, now)),
+    silences = sorted((s for s in _kept(connection, now) if _is_active(s, now)),
                       key=lambda silence: silence["created_at"])  # fmt: skip
     silences += [s for s in _rules_silences(settings or current()) if _is_active(s, now)]
     counts = connection.hgetall(COUNTS)

@@ -146,12 +146,16 @@ class TestRequestLog:
         assert lines(capsys.readouterr().err, "http.request") == []
         assert scrape().value(name, outcome=outcome) == counted + 1
 
-    def test_other_refusals_are_logged_with_their_outcome(self, post, capsys):
-        """A body over the limit is refused with 413 and logged."""
+    def test_size_refusals_leave_no_line_only_a_counter(self, post, scrape, capsys):
+        """A body over the limit is refused with 413 before authentication: like a 401, it
+        is counted and writes no line, so a flood of big bodies cannot fill the logs."""
+        name, outcome = "wastatus_webhook_requests_total", "too_large"
+        counted = scrape().value(name, outcome=outcome)
         capsys.readouterr()
-        post.signed({"padding": "x" * (5 * 1024 * 1024)})
-        line = lines(capsys.readouterr().err, "http.request")[0]
-        assert line["status"] == 413 and line["outcome"] == "too_large"
+        reply = post.signed({"padding": "x" * (5 * 1024 * 1024)})
+        assert reply.status_code == 413
+        assert lines(capsys.readouterr().err, "http.request") == []
+        assert scrape().value(name, outcome=outcome) == counted + 1
 
     def test_large_batches_log_a_bounded_list_of_ids(self, post, capsys):
         """A batch of many failures logs its count and at most MAX_EVENT_IDS ids."""

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -258,3 +259,111 @@ class TestOverlongNumbers:
             reply = post_signed(client, body)
             assert reply.status_code == 200, reply.get_data(as_text=True)
             assert reply.json["quarantined"]
+
+
+# Lone surrogates: `json.dumps` escapes them (`"\ud800"`), which is valid JSON that orjson
+# refuses and `json` reads into a str no UTF-8 encoder takes.
+# Hypothesis' text() never holds surrogates, so they are put in by hand.
+lone_surrogate = st.integers(0xD800, 0xDFFF).map(chr)
+hostile_text = st.text(max_size=4) | st.builds(
+    lambda head, surrogate, tail: head + surrogate + tail,
+    st.text(max_size=3),
+    lone_surrogate,
+    st.text(max_size=3),
+)
+hostile_status = st.fixed_dictionaries(
+    {
+        "id": hostile_text | st.just("wamid.A"),
+        "status": st.just("failed"),
+        "timestamp": st.just("1700000000"),
+        "errors": st.lists(
+            st.fixed_dictionaries(
+                {"code": st.just(131026)},
+                optional={
+                    "title": hostile_text,
+                    "message": hostile_text,
+                    "details": hostile_text,
+                    "href": hostile_text,
+                    "error_data": st.dictionaries(hostile_text, hostile_text, max_size=2),
+                },
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+    },
+    optional={
+        "recipient_id": hostile_text,
+        "recipient_participant_id": hostile_text,
+        "biz_opaque_callback_data": hostile_text,
+        "conversation": st.dictionaries(hostile_text, hostile_text, max_size=3),
+        "pricing": st.dictionaries(hostile_text, hostile_text, max_size=3),
+        "extra": st.dictionaries(hostile_text, hostile_text, max_size=2),
+    },
+)
+hostile_cloud = st.builds(
+    lambda statuses, field, metadata: {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {"field": field, "value": {"statuses": statuses, "metadata": metadata}},
+                ],
+            }
+        ],
+    },
+    st.lists(hostile_status, max_size=3),
+    st.just("messages") | hostile_text,
+    st.fixed_dictionaries({"phone_number_id": hostile_text, "display_phone_number": hostile_text}),
+)
+# Depths around each parser's limit: orjson writes 255 levels and reads 1024, `json` and
+# Python stop near the recursion limit (1000).
+DEPTHS = [254, 255, 256, 257, 500, 989, 990, 995, 998, 999, 1000, 1001, 1023, 1024, 1025, 1100]
+NEST_AT = ["conversation", "pricing", "error_data", "unknown", "status", "body"]
+
+
+def nested_body(depth: int, where: str, opener: bytes) -> bytes:
+    closer = b"}" if opener.startswith(b"{") else b"]"
+    deep = opener * depth + b"1" + closer * depth
+    status = {"id": "wamid.N", "status": "failed", "timestamp": "1700000000",
+              "errors": [{"code": 131026, "error_data": "@@"}]}  # fmt: skip
+    if where in ("conversation", "pricing", "unknown"):
+        status[where] = "@@"
+        status["errors"][0].pop("error_data")
+    if where == "body":
+        return deep
+    statuses = [status, {"id": "wamid.OK", "status": "failed", "timestamp": "1700000000",
+                         "errors": [{"code": 131026}]}]  # fmt: skip
+    if where == "status":
+        statuses[0] = "@@"
+    return json.dumps({"statuses": statuses}).encode().replace(b'"@@"', deep)
+
+
+class TestHostileShapes:
+    @FUZZ
+    @given(document=st.fixed_dictionaries({"statuses": st.lists(hostile_status, max_size=3)})
+           | hostile_cloud)  # fmt: skip
+    def test_lone_surrogates_anywhere_are_never_a_500(self, redis, redis_url, document):
+        """Lone surrogates in every string field: 200, and what is stored is valid UTF-8."""
+        redis.flushdb()
+        client = create_app(app_env(redis_url)).test_client()
+        reply = post_signed(client, json.dumps(document).encode())
+        assert reply.status_code == 200, reply.get_data(as_text=True)
+        for raw in redis.lrange("wastatus:inbox", 0, -1):
+            raw.decode("utf-8")
+            assert b"\\ud" not in raw.lower()
+
+    @pytest.mark.parametrize("opener", [b'{"a":', b"["])
+    @pytest.mark.parametrize("where", NEST_AT)
+    @pytest.mark.parametrize("depth", DEPTHS)
+    def test_nesting_around_every_parser_limit_is_never_a_500(
+        self, redis, redis_url, depth, where, opener
+    ):
+        """Deep nesting anywhere: 200 (stored or quarantined) and the event re-encodes."""
+        redis.flushdb()
+        client = create_app(app_env(redis_url)).test_client()
+        reply = post_signed(client, nested_body(depth, where, opener))
+        assert reply.status_code == 200, reply.get_data(as_text=True)
+        assert reply.json["stored"] or reply.json.get("quarantined")
+        for raw in redis.lrange("wastatus:inbox", 0, -1):
+            json.dumps(json.loads(raw))

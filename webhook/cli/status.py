@@ -19,7 +19,7 @@ from rq import Worker
 import catalog
 from webhook import quarantine
 from webhook.cli.common import print_json, redis_or_exit
-from workers import alerts, backlog, deadletter, silences, stats
+from workers import alerts, backlog, deadletter, silences, stats, storage
 from workers.settings import Settings, current, parse_duration
 
 
@@ -84,6 +84,7 @@ def collect(connection: redis.Redis, seconds: float, settings: Settings | None =
         "silences": silences.active(connection, settings),
         "quarantine": quarantine.size(connection),
         "dead_letters": deadletter.count(connection),
+        "redis_memory": storage.memory(connection),
     }
 
 
@@ -157,6 +158,12 @@ def render(report: dict, console: Console, lang: str) -> None:
         f"quarantine: {quarantined}" + (" (wastatus quarantine list)" if quarantined else "")
     )
     console.print(f"dead letters: {dead}" + (" (wastatus dead list)" if dead else ""))
+    held = report["redis_memory"]
+    limit = f"{held['max_bytes'] / 2**20:.0f} MiB" if held["max_bytes"] else "no limit"
+    largest = ", ".join(f"{name} {size / 1024:.0f} KiB"
+                        for name, size in list(held["largest"].items())[:3])  # fmt: skip
+    console.print(f"redis memory: {held['used_bytes'] / 2**20:.1f} MiB of {limit}"
+                  f" ({held['policy']}), {held['keys']} keys; largest: {largest}")  # fmt: skip
 
 
 @click.command()
