@@ -144,13 +144,14 @@ def _is_active(silence: Mapping, now: float) -> bool:
     return (ends is None or ends > now) and (starts is None or starts <= now)
 
 
-def _kept(connection: redis.Redis, now: float) -> list[dict]:
+def _kept(connection: redis.Redis, now: float, retention: float | None = None) -> list[dict]:
     """The silences in Redis, after removing those expired longer ago than the retention
     (and their counts: a count of a silence nobody can see would be kept forever)."""
     silences = [json.loads(value) for value in connection.hgetall(SILENCES).values()]
     if all(s["ends_at"] >= now for s in silences):
         return silences  # nothing expired: the usual case, on every batch an alert route takes
-    retention = current().silence_retention
+    if retention is None:
+        retention = current().silence_retention
     old = [s["id"] for s in silences if s["ends_at"] + retention < now]
     if old:
         with connection.pipeline() as pipe:
@@ -176,9 +177,11 @@ def active(
 ) -> list[dict]:
     """The silences in force now, from Redis and the rules file, each with its count."""
     now = time.time() if now is None else now
-    silences = sorted((s for s in _kept(connection, now) if _is_active(s, now)),
+    settings = settings or current()
+    kept = _kept(connection, now, settings.silence_retention)
+    silences = sorted((s for s in kept if _is_active(s, now)),
                       key=lambda silence: silence["created_at"])  # fmt: skip
-    silences += [s for s in _rules_silences(settings or current()) if _is_active(s, now)]
+    silences += [s for s in _rules_silences(settings) if _is_active(s, now)]
     counts = connection.hgetall(COUNTS)
     for silence in silences:
         silence["silenced"] = int(counts.get(silence["id"].encode(), 0))

@@ -8,6 +8,7 @@ import pytest
 
 from tests.workers.alerting import drive, enriched, route
 from workers import alert_text, alerts, ledger, logs
+from workers.settings import read
 
 NUMBER = "819012345678"
 MASKED = "********5678"
@@ -118,7 +119,7 @@ class TestNoNumberLeaks:
         by_number = route(group_by=("recipient_id", "code"), group_wait=3600.0)
         events = enriched(131026, 1, recipient_id="819011115678")
         events += enriched(131026, 1, recipient_id="819022225678")
-        alerts.submit(redis, events, by_number, env={})
+        alerts.submit(redis, events, by_number, settings=read({}))
         groups = alerts.open_groups(redis)
         assert len(groups) == 2
         assert {group["group_key"] for group in groups} == {
@@ -132,7 +133,7 @@ class TestNoNumberLeaks:
             redis,
             enriched(131026, 1, recipient_id=NUMBER),
             by_number,
-            env={"WASTATUS_LOG_PII": "1"},
+            settings=read({"WASTATUS_LOG_PII": "1"}),
         )
         (group,) = alerts.open_groups(redis)
         assert group["group_key"] == f"test:recipient_id={NUMBER},code=131026"

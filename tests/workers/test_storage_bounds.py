@@ -15,6 +15,7 @@ from tests.workers.alerting import drive, enriched, route
 from webhook import create_app, quarantine
 from webhook.signature import sign
 from workers import alerts, deadletter, drain, intake, ledger, metrics, silences, storage
+from workers.settings import read
 
 MiB = 1024 * 1024
 
@@ -142,7 +143,7 @@ class TestAlertSampleBounds:
             event["catalog"]["reported"] = {
                 key: key[0] * 100_000 for key in ("title", "message", "details", "href")
             }
-        alerts.submit(redis, events, route(group_wait=3600.0), env={})
+        alerts.submit(redis, events, route(group_wait=3600.0), settings=read({}))
         (group,) = alerts.open_groups(redis)
         sample = alerts.group_hash(group["id"]) + ":sample"
         assert redis.llen(sample) == alerts.SAMPLE_SIZE
@@ -204,9 +205,9 @@ class TestSilenceRetention:
         monkeypatch.setenv("WASTATUS_SILENCE_RETENTION", "7d")
         silence = silences.add(redis, {"code": 131049}, time.time() + 60)
         redis.hincrby(silences.COUNTS, silence["id"], 5)
-        assert silences.active(redis, env={}, now=time.time() + 3 * 86400) == []
+        assert silences.active(redis, settings=read({}), now=time.time() + 3 * 86400) == []
         assert redis.hlen(silences.SILENCES) == 1  # expired, still listed for a while
-        silences.active(redis, env={}, now=time.time() + 8 * 86400)
+        silences.active(redis, settings=read({}), now=time.time() + 8 * 86400)
         assert redis.hlen(silences.SILENCES) == 0
         assert redis.hlen(silences.COUNTS) == 0
 
