@@ -5,7 +5,8 @@ of the failed statuses it carries (`expects`), whether it must be refused (`unau
 and whether it is malformed (quarantined, no events). Kinds, drawn by weight: statuses that did
 not fail, failed statuses (Cloud, signed; On-Premises, with the token), duplicates of earlier
 failures (the same bytes again), late statuses of messages that already failed (out of order),
-batches, malformed bodies and unauthenticated ones.
+batches, malformed bodies, unauthenticated ones, poison (a lone surrogate and 100 KB of text in a
+failed status) and bodies over the size limit.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ silences:
     comment: the chaos harness silences 131026
 """
 UNAUTH_MARKER = "chaos-unauthenticated"
+MAX_BODY = 256 * 1024
+"""The harness's WASTATUS_MAX_BODY: small, so a body over it costs little to send."""
+POISON_TEXT = "bad \ud800 text"
+"""A lone surrogate: valid JSON as an escape, no valid UTF-8 (once it stopped all alerting)."""
 
 WEIGHTS = {
     "ok": 40,
@@ -63,6 +68,8 @@ WEIGHTS = {
     "batch": 3,
     "malformed": 4,
     "unauthenticated": 5,
+    "poison": 2,
+    "oversized": 1,
 }
 
 
@@ -77,6 +84,8 @@ class Send:
     unauthenticated: bool = False
     malformed: bool = False
     statuses: int = 1
+    too_large: bool = False
+    refused: list[str] = field(default_factory=list)
 
 
 def failure_id(message_id: str, recipient_id: str, code: int) -> str:
@@ -227,3 +236,22 @@ class Traffic:
             [failure_id(message_id, recipient, code)],
             unauthenticated=True,
         )
+
+    def _poison(self) -> Send:
+        """A failed status whose texts hold a lone surrogate and 100 KB of details: stored
+        cleaned and cut, then routed like any other (it must not stop the drain)."""
+        item, expected = self._cloud_failure()
+        error = item["errors"][0]
+        error["message"] = POISON_TEXT
+        error["error_data"] = {"details": POISON_TEXT + " " + "x" * 100_000}
+        send = self._signed("poison", [item], [expected])
+        self.failed.append(send)
+        return send
+
+    def _oversized(self) -> Send:
+        """A signed failed status padded past MAX_BODY: 413, and nothing of it kept."""
+        item, expected = self._cloud_failure()
+        item["errors"][0]["error_data"] = {"details": "x" * MAX_BODY}
+        send = self._signed("oversized", [item], [])
+        send.too_large, send.refused = True, [expected]
+        return send

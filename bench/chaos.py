@@ -40,7 +40,7 @@ from rq.serializers import JSONSerializer
 from bench._payloads import status_item
 from bench._receiver import FaultyEndpoint
 from bench._servers import Gunicorn, children, procfile_config, wait_http
-from bench._traffic import RULES, UNAUTH_MARKER, Send, Traffic, failure_id
+from bench._traffic import MAX_BODY, RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
 from webhook import quarantine
 from workers import intake, ledger
@@ -63,6 +63,7 @@ SYSTEM_ENV = {
     "WASTATUS_ALERT_RETRY_MAX": "2",
     "WASTATUS_HTTP_TIMEOUT": str(HTTP_TIMEOUT),
     "WASTATUS_DRAIN_LEASE": "5",
+    "WASTATUS_MAX_BODY": str(MAX_BODY),
     "WASTATUS_DRAIN_SECONDS": "5",
     "WASTATUS_REDIS_CONNECT_TIMEOUT": "0.5",
     "WASTATUS_REDIS_TIMEOUT": "2",
@@ -135,6 +136,8 @@ class Tally:
     unauthenticated: set[str] = field(default_factory=set)
     unauthenticated_answers: Counter = field(default_factory=Counter)
     malformed_acked: int = 0
+    too_large: set[str] = field(default_factory=set)
+    too_large_answers: Counter = field(default_factory=Counter)
     retrying: int = 0
     gave_up: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -421,6 +424,14 @@ class Harness:
                     else:
                         tally.unexpected.append(f"unauthenticated delivery answered {status}")
                         return
+                elif item.too_large:
+                    tally.too_large.update(item.refused)
+                    tally.too_large_answers[status] += 1
+                    if status == 413:
+                        return
+                    if status not in (0, 503):
+                        tally.unexpected.append(f"oversized delivery answered {status}")
+                        return
                 elif status == 200:
                     tally.acked.update(item.expects)
                     for event in item.expects:
@@ -537,6 +548,11 @@ class Harness:
             for event in tally.unauthenticated
             if intake.seen(self.client, event) or event in recorded
         ]
+        seen_too_large = [
+            event
+            for event in tally.too_large
+            if intake.seen(self.client, event) or event in recorded
+        ]
         quarantined = quarantine.entries(self.client)
         unauth_quarantined = sum(UNAUTH_MARKER.encode() in entry.body for entry in quarantined)
         resent_unseen = [
@@ -575,6 +591,11 @@ class Harness:
                 and set(tally.unauthenticated_answers) <= {401, 0, 503},
                 f"{len(seen_unauth)} ids found, {unauth_quarantined} quarantined, answers "
                 f"{dict(tally.unauthenticated_answers)}",
+            ),
+            (
+                "bodies over the size limit got 413 and left no trace",
+                not seen_too_large and set(tally.too_large_answers) <= {413, 0, 503},
+                f"{len(seen_too_large)} ids found, answers {dict(tally.too_large_answers)}",
             ),
             (
                 "no answer was a 500",
