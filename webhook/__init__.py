@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 
 import redis
@@ -23,11 +24,14 @@ class State:
         self.settings = settings
         self._env = env
         self._redis: redis.Redis | None = None
+        self._redis_lock = threading.Lock()
 
     def redis(self) -> redis.Redis:
-        """The Redis client, made on first use (a pool per gunicorn worker process)."""
+        """The Redis client, made on first use (one per worker process, shared by its threads)."""
         if self._redis is None:
-            self._redis = connect(self.settings.redis_url, self._env)
+            with self._redis_lock:
+                if self._redis is None:
+                    self._redis = connect(self.settings.redis_url, self._env)
         return self._redis
 
 

@@ -9,6 +9,7 @@ per `DRAIN_FLAG_SECONDS`, so a burst of requests costs one RQ enqueue, not one p
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from dataclasses import dataclass
 from importlib.resources import files
@@ -37,6 +38,7 @@ DRAIN_JOB = "workers.drain.drain_inbox"
 
 _STORE_SCRIPT = files("workers").joinpath("intake_store.lua").read_text()
 _store_scripts: weakref.WeakKeyDictionary[redis.Redis, HeldScript] = weakref.WeakKeyDictionary()
+_store_scripts_lock = threading.Lock()  # granian's threads: one HeldScript per client, not two
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,10 @@ def store(
     args = [dedup_seconds, DRAIN_FLAG_SECONDS, *(fastjson.dumps(event) for event in events)]
     script = _store_scripts.get(connection)
     if script is None:  # one per client: it keeps connections of its own for this call
-        script = _store_scripts[connection] = HeldScript(connection, _STORE_SCRIPT)
+        with _store_scripts_lock:
+            script = _store_scripts.get(connection)
+            if script is None:
+                script = _store_scripts[connection] = HeldScript(connection, _STORE_SCRIPT)
     stored, schedule = script(keys, args)
     if schedule:
         schedule_drain(connection)
