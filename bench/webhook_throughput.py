@@ -49,7 +49,7 @@ BASELINE_SERVER = "gunicorn"
 P99_BAR_MS = 50.0
 SETTLE_SECONDS = 1.0
 """Pause after each run: requests still in gunicorn's backlog finish before the next starts."""
-POOL_RATE = 9000
+POOL_RATE = 13000
 """Requests per second the request pool is sized for (more than either server reaches)."""
 
 
