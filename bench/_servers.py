@@ -1,4 +1,4 @@
-"""Processes the benchmarks own: gunicorn as the Procfile runs it, and a null HTTP server.
+"""Processes the benchmarks own: the web server as shipped or another, and a null HTTP server.
 
 Everything listens on 127.0.0.1 only and is stopped by its owner; CPU use is read from /proc
 so a run can say where the machine's time went.
@@ -7,7 +7,6 @@ so a run can say where the machine's time went.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -56,37 +55,80 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> Non
             time.sleep(0.1)
 
 
-def procfile_config() -> str | None:
-    """The `-c` config the Procfile gives gunicorn (`python:webhook.gunicorn_conf`), if any."""
-    procfile = ROOT / "Procfile"
-    if not procfile.is_file():
-        return None
-    for line in procfile.read_text().splitlines():
-        if line.startswith("web:"):
-            found = re.search(r"(?:-c|--config)[ =](\S+)", line)
-            return found.group(1).strip("'\"") if found else None
-    return None
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (workers, and workers' own children)."""
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
 
 
-class Gunicorn:
-    """gunicorn serving `app` (an `module:factory()` spec) with the Procfile's settings."""
+SERVERS = (
+    "shipped",
+    "granian-shipped",
+    "granian",
+    "gunicorn",
+    "gunicorn-gthread",
+    "gunicorn-gevent",
+    "uwsgi",
+)
+"""What `--server` can name: `wastatus serve` as shipped, granian with the options it gives it
+(`granian-shipped`), or a WSGI server run directly with its defaults and `extra`."""
+
+
+def server_command(
+    server: str, app: str, port: int, workers: int, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """The command that serves `app` (`module:factory`) with `server` on 127.0.0.1:`port`.
+
+    Each server gets the settings `wastatus serve` would give it where it has one; `extra`
+    adds options (`--blocking-threads 4`, `--threads 4`).
+    """
+    python = sys.executable
+    module, _, factory = app.partition(":")
+    target = f"{module}:{factory.removesuffix('()')}"
+    if server == "shipped":
+        return [python, "-m", "webhook.cli", "serve", "--host", "127.0.0.1", "--port",
+                str(port), "--workers", str(workers), *extra]  # fmt: skip
+    if server == "granian-shipped":  # granian with the options `wastatus serve` gives it
+        return [python, "-m", "webhook.granian_server", "--host", "127.0.0.1", "--port",
+                str(port), "--workers", str(workers), "--target", target, *extra]  # fmt: skip
+    if server == "granian":
+        return [str(Path(python).with_name("granian")), "--interface", "wsgi", "--factory",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                "--log-level", "warning", "--workers-kill-timeout", "20",
+                "--respawn-failed-workers", *extra, target]  # fmt: skip
+    if server.startswith("gunicorn"):
+        kind = server.partition("-")[2] or "sync"
+        config = ["-c", "python:webhook.gunicorn_conf"] if module == "webhook" else []
+        return [str(Path(python).with_name("gunicorn")), app, *config, "--bind",
+                f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", kind,
+                "--graceful-timeout", "20", "--keep-alive", "75", "--log-level", "warning",
+                *extra]  # fmt: skip
+    if server == "uwsgi":  # pyuwsgi: uWSGI's own HTTP parser, a master and forked workers
+        return [str(Path(python).with_name("uwsgi")), "--http11-socket", f"127.0.0.1:{port}",
+                "--master", "--processes", str(workers), "--lazy-apps", "--disable-logging",
+                "--mount", f"/={target}()", "--need-app", "--die-on-term", *extra]  # fmt: skip
+    raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+
+
+class Served:
+    """`app` under `server` (see `server_command`) on a free loopback port, as a process tree."""
 
     def __init__(
         self,
+        server: str,
         app: str,
         env: Mapping[str, str],
         workers: int = 2,
-        port: int | None = None,
         log: Path | None = None,
-        config: str | None = None,
         extra: tuple[str, ...] = (),
     ) -> None:
-        self.app = app
-        self.config = config
-        self.extra = tuple(extra)
+        self.server = server
+        self.port = free_port()
+        self.args = server_command(server, app, self.port, workers, tuple(extra))
         self.env = dict(env)
         self.workers = workers
-        self.port = port or free_port()
         self.log = log
         self.process: subprocess.Popen | None = None
 
@@ -94,43 +136,25 @@ class Gunicorn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/webhook"
 
-    def start(self) -> Gunicorn:
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        args = [
-            gunicorn,
-            self.app,
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(self.workers),
-            "--graceful-timeout",
-            "20",
-            "--keep-alive",
-            "75",
-            "--log-level",
-            "warning",
-        ]
-        if self.config:
-            args[2:2] = ["-c", self.config]
-        args += self.extra
+    def start(self) -> Served:
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+            self.args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output
         )
         wait_http(self.url, self.process)
         deadline = time.monotonic() + 30
         while len(children(self.process.pid)) < self.workers and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(0.5)  # let the last worker finish importing the app
+        time.sleep(1.0)  # let the last worker finish importing the app
         return self
 
-    def worker_pids(self) -> list[int]:
-        return children(self.process.pid) if self.process else []
-
     def cpu_seconds(self) -> float:
-        """CPU used so far by the workers (the arbiter idles and is left out)."""
-        return sum(cpu_seconds(pid) for pid in self.worker_pids())
+        """CPU used so far by the whole tree (a master that idles adds next to nothing)."""
+        if self.process is None:
+            return 0.0
+        pids = [self.process.pid, *descendants(self.process.pid)]
+        return sum(cpu_seconds(pid) for pid in pids)
 
     def stop(self, timeout: float = 25.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -1,6 +1,6 @@
 """Time from a failed-status webhook received to its alert delivered, with group_wait 0.
 
-Everything real, on loopback: a redis-server (append-only), the app under gunicorn as the
+Everything real, on loopback: a redis-server (append-only), `wastatus serve` as the
 Procfile runs it, one `wastatus worker` process (RQ worker with its scheduler), and an HTTP
 receiver configured as `WASTATUS_ALERT_WEBHOOK_URL`. Each sample is one signed Cloud API
 webhook carrying one failed status for a phone number of its own (so it opens a new alert
@@ -29,7 +29,7 @@ from pathlib import Path
 import requests
 
 from bench._payloads import PHONE_NUMBER_ID, cloud_body, signed_headers, status_item
-from bench._servers import ROOT, Gunicorn, procfile_config
+from bench._servers import ROOT, Served
 from workers.redis_server import RedisServer
 
 SECRET = "bench-app-secret"
@@ -104,8 +104,7 @@ def run(samples: int, gap: float, warmup: int, timeout: float) -> dict:
     (work / "prom").mkdir()
     for name in ("WASTATUS_RULES", "WASTATUS_RETRY_URL", "WASTATUS_ALERT_URLS"):
         os.environ.pop(name, None)
-    web = Gunicorn("webhook:create_app()", env, workers=2, config=procfile_config(),
-                   log=work / "gunicorn.log")  # fmt: skip
+    web = Served("shipped", "webhook:create_app()", env, workers=2, log=work / "web.log")
     worker = None
     acks: list[float] = []
     alerts: list[float] = []

@@ -1,8 +1,8 @@
 """Soak and chaos: drive signed webhooks through the whole system while breaking it, then
 check that the books balance.
 
-It runs, on 127.0.0.1 only, a real append-only redis-server, gunicorn with the Procfile's
-settings, N `wastatus worker` processes, and two endpoints of its own (the alert receiver and
+It runs, on 127.0.0.1 only, a real append-only redis-server, `wastatus serve` as the Procfile
+runs it, N `wastatus worker` processes, and two endpoints of its own (the alert receiver and
 the resend endpoint). For `--duration` seconds it posts webhooks at `--rate` (failed and other
 statuses, Cloud and On-Premises, duplicates, late statuses, batches, malformed and
 unauthenticated bodies) and, like Meta, retries every delivery not answered 200. Meanwhile it
@@ -39,7 +39,7 @@ from rq.serializers import JSONSerializer
 
 from bench._payloads import status_item
 from bench._receiver import FaultyEndpoint
-from bench._servers import Gunicorn, children, procfile_config, wait_http
+from bench._servers import Served, children, wait_http
 from bench._traffic import MAX_BODY, RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
 from webhook import quarantine
@@ -159,7 +159,7 @@ class Harness:
         self.redis_server = RedisServer(workdir / "redis")
         self.alert = FaultyEndpoint("alerts", hang_seconds=HTTP_TIMEOUT * 2)
         self.resend = FaultyEndpoint("resend", hang_seconds=HTTP_TIMEOUT * 2)
-        self.web: Gunicorn | None = None
+        self.web: Served | None = None
         self.workers: dict[str, subprocess.Popen] = {}
         self.worker_serial = 0
         self.worker_exits = 0
@@ -197,12 +197,12 @@ class Harness:
         )
         self.alert.start()
         self.resend.start()
-        self.web = Gunicorn(
+        self.web = Served(
+            "shipped",
             "webhook:create_app()",
             self.env(),
             self.args.web_workers,
-            log=self.workdir / "gunicorn.log",
-            config=procfile_config(),
+            log=self.workdir / "web.log",
         ).start()
         for _ in range(self.args.workers):
             self.spawn_worker()
@@ -868,7 +868,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (60)")
     parser.add_argument("--rate", type=float, default=40.0, help="deliveries per second (40)")
     parser.add_argument("--workers", type=int, default=2, help="wastatus worker processes (2)")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (2)")
+    parser.add_argument("--web-workers", type=int, default=2, help="web server workers (2)")
     parser.add_argument(
         "--drain-timeout",
         type=float,

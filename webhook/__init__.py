@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import redis
@@ -21,11 +22,14 @@ class State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._redis: redis.Redis | None = None
+        self._redis_lock = threading.Lock()
 
     def redis(self) -> redis.Redis:
-        """The Redis client, made on first use (a pool per gunicorn worker process)."""
+        """The Redis client, made on first use (one per worker process, shared by its threads)."""
         if self._redis is None:
-            self._redis = connect(None, self.settings)
+            with self._redis_lock:
+                if self._redis is None:
+                    self._redis = connect(None, self.settings)
         return self._redis
 
 

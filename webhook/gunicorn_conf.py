@@ -41,7 +41,7 @@ WEB_MARK_PREFIX = "web_"  # = webhook.metrics_view.WEB_MARK_PREFIX
 """`web_<pid>` marks a gunicorn worker of this server; RQ workers that were given the same
 directory by mistake would otherwise have their counts read twice (files and Redis)."""
 
-# Defaults the Procfile and `wastatus serve` share; the command line overrides them.
+# Defaults `wastatus serve` gives gunicorn (WASTATUS_SERVER=gunicorn); its options override them.
 graceful_timeout = 20
 keepalive = 75
 

@@ -13,6 +13,7 @@ one RQ enqueue, not one per request.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ DRAIN_JOB = "workers.drain.drain_inbox"
 
 _STORE_SCRIPT = files("workers").joinpath("intake_store.lua").read_text()
 _store_scripts: weakref.WeakKeyDictionary[redis.Redis, HeldScript] = weakref.WeakKeyDictionary()
+_store_scripts_lock = threading.Lock()  # granian's threads: one HeldScript per client, not two
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,10 @@ def store(
     args = [int(dedup_seconds + size), DRAIN_FLAG_SECONDS, len(buckets), *packed, *documents]
     script = _store_scripts.get(connection)
     if script is None:  # one per client: it keeps connections of its own for this call
-        script = _store_scripts[connection] = HeldScript(connection, _STORE_SCRIPT)
+        with _store_scripts_lock:
+            script = _store_scripts.get(connection)
+            if script is None:
+                script = _store_scripts[connection] = HeldScript(connection, _STORE_SCRIPT)
     stored, schedule = script(keys, args)
     if schedule:
         schedule_drain(connection)

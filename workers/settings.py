@@ -273,6 +273,8 @@ class Settings:
     dedup_window: float = setting("WASTATUS_DEDUP_WINDOW", _duration, 8 * DAY, 1, 365 * DAY)
     port: int = setting("PORT", _count, 8000, 1, 65535)
     web_concurrency: int = setting("WEB_CONCURRENCY", _count, 2, 1, 1024)
+    server: str = setting("WASTATUS_SERVER", _choice("granian", "gunicorn"), "granian")
+    web_threads: int = setting("WASTATUS_WEB_THREADS", _count, 4, 1, 1024)
 
     # workers, routing and resends
     rules_path: str | None = setting("WASTATUS_RULES", _text)

@@ -1,5 +1,8 @@
 """HeldScript: the webhook's one Redis call, over connections it keeps, on a real Redis."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import redis as redis_lib
 
@@ -63,3 +66,23 @@ class TestHeldScript:
         client = redis_lib.Redis(port=free_port(), socket_connect_timeout=0.5)
         with pytest.raises(redis_lib.ConnectionError):
             HeldScript(client, COUNT_AND_ECHO)(["counter"], ["a"])
+
+
+class TestHeldScriptInThreads:
+    """granian runs the app in several threads of a process: they share one HeldScript."""
+
+    def test_concurrent_calls_each_get_their_own_reply(self, script, redis):
+        """No connection serves two threads at once: a shared one would cross the replies."""
+        threads, calls = 8, 300
+        start = threading.Barrier(threads)
+
+        def call(thread: int) -> list[bytes]:
+            start.wait()
+            return [script(["counter"], [f"{thread}-{n}"])[1] for n in range(calls)]
+
+        with ThreadPoolExecutor(threads) as pool:
+            replies = list(pool.map(call, range(threads)))
+        for thread, got in enumerate(replies):
+            assert got == [f"{thread}-{n}".encode() for n in range(calls)]
+        assert int(redis.get("counter")) == threads * calls
+        assert 1 < len(script._idle) <= threads  # the calls overlapped, each on its own
