@@ -50,7 +50,11 @@ BAD_BY_FORM = {
     "ja or en": "fr",
     "Apprise URLs, comma-separated": "whatsapp://15551234567",
 }
-BAD_BY_VARIABLE = {"WASTATUS_LOG_LEVEL": "loud", "WASTATUS_LOG_REQUESTS": "some"}
+BAD_BY_VARIABLE = {
+    "WASTATUS_LOG_LEVEL": "loud",
+    "WASTATUS_LOG_REQUESTS": "some",
+    "WASTATUS_SERVER": "uwsgi",
+}
 
 
 def _bad(row: dict) -> str | None:
