@@ -1,26 +1,44 @@
-"""What waits in Redis right now: the inbox, claimed batches and the RQ queues by state.
+"""What waits in Redis right now: the inbox, claimed batches, resends and the RQ queues by state.
 
 Read by /readyz, /metrics and `wastatus status`, each in one pipelined round trip.
 """
 
 from __future__ import annotations
 
+import time
+
 import redis
 
-from workers import intake, queues
+from workers import intake, queues, retry
 
 STATES = ("queued", "started", "scheduled", "deferred", "failed")
 """Job states per queue: waiting, running, due later, waiting on another job, failed."""
 
 
 def queue_lengths(connection: redis.Redis) -> dict[str, int]:
-    """Inbox events and queued (waiting) jobs per queue; raises RedisError."""
+    """Inbox events, resends due now and queued (waiting) jobs per queue; raises RedisError.
+
+    Resends are items, not jobs, so a storm of due ones is counted here or nowhere; those due
+    later (131049 waits a day) are not a backlog yet.
+    """
     pipe = connection.pipeline(transaction=False)
     pipe.llen(intake.INBOX)
+    pipe.zcount(retry.DUE, "-inf", time.time())
     for name in queues.ALL:
         pipe.llen(queues.get_queue(connection, name).key)
-    inbox, *lengths = pipe.execute()
-    return {"inbox": inbox, **dict(zip(queues.ALL, lengths, strict=True))}
+    inbox, due, *lengths = pipe.execute()
+    return {"inbox": inbox, "resends-due": due, **dict(zip(queues.ALL, lengths, strict=True))}
+
+
+def resends(connection: redis.Redis) -> dict[str, int]:
+    """Resends due now, due later, and claimed by a sender (in flight); raises RedisError."""
+    pipe = connection.pipeline(transaction=False)
+    now = time.time()
+    pipe.zcount(retry.DUE, "-inf", now)
+    pipe.zcount(retry.DUE, f"({now}", "+inf")
+    pipe.zcard(retry.INFLIGHT)
+    due, later, in_flight = pipe.execute()
+    return {"due": due, "later": later, "in_flight": in_flight}
 
 
 def queue_states(connection: redis.Redis) -> dict[str, dict[str, int]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 from tests.conftest import app_env
 from tests.ops.conftest import cloud_status
 from webhook import create_app
-from workers import intake
+from workers import intake, retry
 
 
 class TestHealthz:
@@ -30,8 +31,8 @@ class TestReadyz:
         assert response.status_code == 200
         body = response.get_json()
         assert body["ok"] is True and body["backlog"] == 0 and body["max_backlog"] == 100_000
-        assert body["waiting"] == {"inbox": 0, "wastatus-events": 0, "wastatus-retry": 0,
-                                   "wastatus-alerts": 0}  # fmt: skip
+        assert body["waiting"] == {"inbox": 0, "resends-due": 0, "wastatus-events": 0,
+                                   "wastatus-retry": 0, "wastatus-alerts": 0}  # fmt: skip
 
     def test_counts_stored_events_and_queued_jobs(self, client, post):
         """A stored failure is one inbox event plus the drain job queued for it."""
@@ -39,6 +40,13 @@ class TestReadyz:
         body = client.get("/readyz").get_json()
         assert body["waiting"]["inbox"] == 1 and body["waiting"]["wastatus-events"] == 1
         assert body["backlog"] == 2
+
+    def test_counts_resends_due_now_not_those_due_later(self, redis, client):
+        """Resends are items, not jobs: those due now are backlog, those due tomorrow are not."""
+        now = time.time()
+        redis.zadd(retry.DUE, {"due-1": now - 5, "due-2": now - 1, "tomorrow": now + 86400})
+        body = client.get("/readyz").get_json()
+        assert body["waiting"]["resends-due"] == 2 and body["backlog"] == 2
 
     def test_not_ready_when_the_backlog_passes_the_limit(self, redis, redis_url):
         """Above WASTATUS_READY_MAX_BACKLOG /readyz answers 503 backlog-too-large with figures."""

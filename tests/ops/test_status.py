@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import catalog
 from tests.ops.conftest import cloud_status, work
 from webhook.cli import main
-from workers import deadletter, queues, silences
+from workers import deadletter, queues, retry, silences
 from workers.telemetry import Worker
 
 
@@ -80,6 +80,15 @@ class TestStatusJson:
         assert report["inbox"] == {"waiting": 0, "claimed_batches": 0}
         assert [worker["name"] for worker in report["workers"]] == ["ops-test-worker"]
         assert report["workers"][0]["queues"] == list(queues.ALL)
+
+    def test_resends_due_now_later_and_in_flight(self, redis, cli_env):
+        """Waiting resends are counted by when they are due, and those a sender holds."""
+        now = time.time()
+        redis.zadd(retry.DUE, {"a": now - 1, "b": now + 3600, "c": now + 86400})
+        redis.zadd(retry.INFLIGHT, {"d": now + 60})
+        assert status_json()["resends"] == {"due": 1, "later": 2, "in_flight": 1}
+        result = CliRunner().invoke(main, ["status"])
+        assert "resends: 1 due now, 2 due later, 1 being sent" in result.output
 
     def test_window_is_configurable(self, populated):
         """--since sets the window reported with the failures."""

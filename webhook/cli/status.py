@@ -77,6 +77,7 @@ def collect(connection: redis.Redis, seconds: float, settings: Settings | None =
             "waiting": backlog.queue_lengths(connection)["inbox"],
             "claimed_batches": backlog.claimed_batches(connection),
         },
+        "resends": backlog.resends(connection),
         "queues": [{"name": name, **states} for name, states in queue_states.items()],
         "workers": _workers(connection),
         "failures": {"window_seconds": seconds, "by_code": _failures(connection, seconds)},
@@ -104,6 +105,9 @@ def render(report: dict, console: Console, lang: str) -> None:
     inbox = report["inbox"]
     console.print(f"inbox: {inbox['waiting']} events waiting, "
                   f"{inbox['claimed_batches']} batches being processed")  # fmt: skip
+    resends = report["resends"]
+    console.print(f"resends: {resends['due']} due now, {resends['later']} due later, "
+                  f"{resends['in_flight']} being sent")  # fmt: skip
 
     if report["workers"]:
         table = Table("worker", "host", "pid", "state", "current job", "ok", "failed",
