@@ -32,7 +32,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import random
 import resource
 import statistics
 import subprocess
@@ -46,6 +45,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from bench._fast_receiver import FastReceiver
+from bench.worker_throughput import make_events
 from workers import intake, ledger, queues, retry, runner
 from workers.enrich import enrich
 from workers.redis_server import RedisServer
@@ -63,27 +63,6 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def noop() -> None:
     """The baseline job: RQ's own cost per job, nothing of ours."""
-
-
-def make_events(count: int, run: str, codes: tuple[int, ...]) -> list[dict]:
-    """Normalized failed events of a campaign with `codes`, unique ids."""
-    rng = random.Random(run)
-    now = time.time()
-    events = []
-    for n in range(count):
-        code = rng.choice(codes)
-        event = {
-            "kind": "status", "api": "cloud", "waba_id": "102290129340398",
-            "phone_number_id": f"10654035224292{n % 3}", "display_phone_number": "15550783881",
-            "message_id": f"wamid.{run}.{n}", "recipient_id": f"81{rng.randrange(10**9, 10**10)}",
-            "recipient_participant_id": None, "status": "failed", "timestamp": int(now),
-            "errors": [{"code": code, "title": "t", "message": "m", "details": "d", "href": None}],
-            "biz_opaque_callback_data": f"campaign-{n % 5}", "conversation": None,
-            "pricing": None, "received_at": now,
-        }  # fmt: skip
-        event["event_id"] = intake.event_id(event)
-        events.append(event)
-    return events
 
 
 def store(connection: redis.Redis, events: list[dict]) -> None:
@@ -109,7 +88,7 @@ def run_noop(connection: redis.Redis, jobs: int) -> float:
 
 def prepare_resends(connection: redis.Redis, count: int, run: str) -> None:
     """Store `count` 131000 failures and route them, so that `count` resends are due."""
-    store(connection, make_events(count, run, (131000,)))
+    store(connection, make_events(count, run, (131000,), seed=run))
     events = queues.get_queue(connection, queues.EVENTS)
     SimpleWorker([events], connection=connection, serializer=JSONSerializer).work(
         burst=True, logging_level="WARNING"
@@ -144,7 +123,7 @@ def run_resends(connection: redis.Redis, receiver: FastReceiver, count: int, run
 def memory_per_resend(connection: redis.Redis, count: int = 500) -> dict:
     """Redis bytes a waiting resend holds now, and what the one-job path held (MEMORY USAGE)."""
     connection.flushdb()
-    events = make_events(count, "memory", (131049,))
+    events = make_events(count, "memory", (131049,), seed="memory")
     rules = current_rules()
     chosen = next(route for route in rules.all_routes() if route.action == "retry")
     now = time.time()
@@ -183,7 +162,7 @@ def run_storm(
 ) -> dict:
     """A mixed storm drained end to end by `workers` `wastatus worker --burst` processes."""
     connection.flushdb()
-    events = make_events(count, run, STORM_CODES)
+    events = make_events(count, run, STORM_CODES, seed=run)
     later = sum(1 for event in events if event["errors"][0]["code"] in LATER_CODES)
     resent_now = sum(1 for event in events if event["errors"][0]["code"] == 131000)
     alerted = count - later - resent_now

@@ -45,13 +45,15 @@ def noop() -> None:
     """The baseline job: RQ's own cost per job, nothing of ours."""
 
 
-def make_events(count: int, run: str) -> list[dict]:
+def make_events(
+    count: int, run: str, codes: tuple[int, ...] = CODES, seed: object = 7
+) -> list[dict]:
     """Normalized failed events of a campaign: a few codes, several numbers, unique ids."""
-    rng = random.Random(7)
+    rng = random.Random(seed)
     now = time.time()
     events = []
     for n in range(count):
-        code = rng.choice(CODES)
+        code = rng.choice(codes)
         event = {
             "kind": "status", "api": "on_premises" if code == 470 else "cloud",
             "waba_id": "102290129340398", "phone_number_id": f"10654035224292{n % 3}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,6 +41,21 @@ def alive(pids: set[int]) -> list[str]:
     """Command lines of those of `pids` still running (zombies count as gone)."""
     table = processes()
     return [table[pid][2] for pid in pids if pid in table and table[pid][1] != "Z"]
+
+
+def terminate(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM `process` and wait; after `timeout`, SIGKILL its group (or it, if it leads none)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            process.kill()
+        process.wait()
 
 
 def kill_family(pid: int) -> None:

@@ -25,7 +25,7 @@ import requests
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from tests.processes import descendants, wait_until_gone
+from tests.processes import descendants, terminate, wait_until_gone
 from tests.receiver import Receiver, Reply
 from workers import ledger
 from workers.redis_server import RedisServer, free_port, redis_server_binary
@@ -133,13 +133,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL the group after 30 s; every descendant must be gone."""
     family = descendants(process.pid)
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    terminate(process)
     assert wait_until_gone(family) == []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import requests
 from click.testing import CliRunner
 
 from tests.conftest import APP_SECRET, load_fixture
+from tests.processes import terminate
 from webhook.cli import main
 from webhook.signature import sign
 from workers import settings
@@ -313,13 +313,7 @@ class Gunicorn:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def failures_webhook() -> bytes:

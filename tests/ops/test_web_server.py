@@ -26,6 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.conftest import APP_SECRET
 from tests.ops.conftest import Scrape, cloud_status
+from tests.processes import terminate
 from webhook.signature import sign
 from workers import intake, settings
 from workers.redis_server import free_port
@@ -95,13 +96,7 @@ class Server:
         return Scrape(response.text)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if self.output:
             self.output.close()
 
