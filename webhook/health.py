@@ -15,7 +15,7 @@ import os
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from workers import backlog, intake, settings
+from workers import backlog, intake
 from workers.connection import RedisNotConfigured
 from workers.settings import Settings
 
@@ -46,7 +46,7 @@ def readyz() -> Response | tuple[Response, int]:
     """Ready when Redis answers and the backlog is under the configured maximum."""
     state = current_app.extensions["wastatus"]
     limit = current_app.config["WASTATUS_READY_MAX_BACKLOG"]
-    max_age = settings.current().ready_max_inbox_age
+    max_age = state.settings.ready_max_inbox_age  # the app's settings, like the limit
     try:
         connection = state.redis()
         waiting = backlog.queue_lengths(connection)
