@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench._payloads import OK_STATUSES, cloud_body, signed_headers, status_item
-from workers.intake import event_id
+from workers.inbox.intake import event_id
 
 CLOUD_FAILURES = {
     131047: "Re-engagement message",  # alerted

@@ -43,8 +43,9 @@ from bench._servers import Served, children, wait_http
 from bench._traffic import MAX_BODY, RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
 from webhook import quarantine
-from workers import intake, ledger
-from workers.redis_server import RedisServer, free_port
+from webhook.cli.redis_server import RedisServer, free_port
+from workers.inbox import intake
+from workers.outcomes import ledger
 
 SECRET = "chaos-app-secret"
 TOKEN = "chaos-onprem-token"
@@ -275,7 +276,7 @@ class Harness:
         if name in ("kill-worker", "kill-drain-worker", "kill-sender-worker"):
             only = {
                 "kill-drain-worker": "workers.drain.drain_inbox",
-                "kill-sender-worker": "workers.resender.send_due",
+                "kill-sender-worker": "workers.resend.sender.send_due",
             }.get(name)
             detail = await asyncio.to_thread(self.kill_busy_worker, only)
             self.note(name, detail)

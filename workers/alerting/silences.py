@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 import redis
 from prometheus_client import Counter
 
-from workers import routing, rules
+from workers.routing import router, rules
 from workers.settings import Settings, current
 
 SILENCES = "wastatus:silences"
@@ -44,7 +44,7 @@ class SilenceError(ValueError):
 
 def matches(event: Mapping, matchers: Mapping[str, object]) -> bool:
     """True when every matcher holds for the enriched `event` (the routes' own semantics)."""
-    return routing.matches(matchers, event)
+    return router.matches(matchers, event)
 
 
 def validate_matchers(matchers: Mapping[str, object]) -> dict:
