@@ -18,7 +18,7 @@ PRODUCT = ("webhook", "workers", "catalog")
 
 PLUMBING = {
     "workers", "workers.settings", "workers.connection", "workers.queues", "workers.logs",
-    "workers.metrics", "workers.fastjson", "workers.bounds", "workers.jobs", "workers.lock",
+    "workers.metrics", "workers.fastjson", "workers.bounds", "workers.jobs",
     "workers.signing", "workers.delivery", "workers.outage", "workers.telemetry",
 }  # fmt: skip
 """Top-level `workers` modules the stages share; the other top-level modules run the stages."""

@@ -7,6 +7,7 @@ import pytest
 from tests.receiver import Reply
 from tests.workers.alerting import drive, drive_for, enriched, route, run_once
 from workers.alerting import groups, notifications
+from workers.jobs import Lock
 from workers.outcomes import ledger
 from workers.signing import generate_secret, verify_standard_webhook
 
@@ -205,7 +206,7 @@ class TestRestarts:
         _submit(redis, events, the_route)
         gid = groups.group_id(groups.group_label(events[0], the_route))
         job = redis.hget(groups.group_hash(gid), "job").decode()
-        other = notifications.Lock(redis, "flush:" + gid)
+        other = Lock(redis, "flush:" + gid)
         assert other.acquire()
         assert groups.flush_group(gid, job_id=job, connection=redis) == "locked"
         other.release()

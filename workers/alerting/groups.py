@@ -29,13 +29,14 @@ from prometheus_client import Counter
 from workers import bounds
 from workers.alerting import notifications, silences
 from workers.jobs import (
+    Lock,
     current_job_id,
     decode_hash,
     enqueue_once,
     job_connection,
     new_id,
+    overdue,
 )
-from workers.lock import Lock
 from workers.logs import PHONE_FIELDS, mask_phone
 from workers.outcomes import ledger
 from workers.queues import ALERTS, get_queue
@@ -378,17 +379,9 @@ def recover(connection: redis.Redis, grace: float = RECOVER_GRACE_SECONDS) -> in
     now = time.time()
     reissued = 0
     queue = get_queue(connection, ALERTS)
-    for raw in connection.zrangebyscore(GROUPS, "-inf", now - grace, start=0, num=100):
-        gid = raw.decode()
-        if Lock(connection, "flush:" + gid).held():
-            continue
-        key = group_hash(gid)
-        if not connection.exists(key):
-            connection.zrem(GROUPS, gid)
-            continue
-        seq = connection.hincrby(key, "seq", 1)
+    for gid, seq in overdue(connection, GROUPS, now - grace, "flush:%s", PREFIX + "%s"):
         job = f"wastatus-flush-{gid}-{seq}"
-        connection.hset(key, "job", job)
+        connection.hset(group_hash(gid), "job", job)
         _schedule(queue, gid, job, now, now)
         reissued += 1
     return reissued + notifications.recover(connection, now - grace)

@@ -26,13 +26,14 @@ import redis
 from workers.alerting import receivers
 from workers.alerting import text as alert_text
 from workers.jobs import (
+    Lock,
     current_job_id,
     decode_hash,
     enqueue_once,
     job_connection,
     new_id,
+    overdue,
 )
-from workers.lock import Lock
 from workers.outcomes import deadletters, ledger
 from workers.outcomes.deadletters import Removal
 from workers.queues import ALERTS, get_queue
@@ -265,14 +266,7 @@ def get(connection: redis.Redis, nid: str) -> dict | None:
 def recover(connection: redis.Redis, before: float) -> int:
     """Issue again deliveries that were due before `before` and did not run; returns how many."""
     reissued = 0
-    for raw in connection.zrangebyscore(OUTBOX, "-inf", before, start=0, num=100):
-        nid = raw.decode()
-        if Lock(connection, "deliver:" + nid).held():
-            continue
-        if not connection.exists(record_key(nid)):
-            connection.zrem(OUTBOX, nid)
-            continue
-        seq = connection.hincrby(record_key(nid), "seq", 1)
+    for nid, seq in overdue(connection, OUTBOX, before, "deliver:%s", RECORD_PREFIX + "%s"):
         job = job_id(nid, seq)
         connection.hset(record_key(nid), mapping={"job": job, "due": f"{time.time():.3f}"})
         connection.zadd(OUTBOX, {nid: time.time()})
