@@ -12,7 +12,7 @@ from webhook.cli import main
 from workers.routing.rules import Route, RulesError, load_rules
 from workers.settings import parse_duration, read
 
-RULES = Path(__file__).parent.parent / "fixtures" / "rules"
+RULES = Path(__file__).parents[2] / "fixtures" / "rules"
 FIXTURES = RULES.parent
 
 
