@@ -89,7 +89,7 @@ class Send:
 
 
 def failure_id(message_id: str, recipient_id: str, code: int) -> str:
-    """The event id the webhook gives a failed status (see workers.intake.event_id)."""
+    """The event id the webhook gives a failed status (see workers.inbox.intake.event_id)."""
     event = {
         "message_id": message_id,
         "recipient_id": recipient_id,

@@ -8,9 +8,9 @@ statuses, Cloud and On-Premises, duplicates, late statuses, batches, malformed a
 unauthenticated bodies) and, like Meta, retries every delivery not answered 200. Meanwhile it
 restarts Redis, stops it for a while, SIGKILLs workers in the middle of a job and makes the
 receivers answer 500, 429 with Retry-After, or hang past the client's timeout. Then it waits for
-the system to drain and checks the ledger (`workers.ledger`): every failed status answered 200
-has exactly one outcome, nothing else is in it, unauthenticated requests left no trace, no
-answer was a 500. Exit status 0 when everything balances, 1 when not.
+the system to drain and checks the ledger (`workers.outcomes.ledger`): every failed status
+answered 200 has exactly one outcome, nothing else is in it, unauthenticated requests left no
+trace, no answer was a 500. Exit status 0 when everything balances, 1 when not.
 
     .venv/bin/python -m bench.chaos --duration 60 [--rate 40] [--workers 2] [--json]
     wastatus chaos --duration 60

@@ -12,7 +12,7 @@ Restarts neither repeat nor lose a notification: each group hash records the id 
 flush job allowed to act (`job`) and when it is due; a job whose id does not match does nothing,
 and `recover` re-issues jobs that are overdue (lost with a killed worker or a Redis restart).
 The flush moves the group's pending event ids into the notification atomically, so an event is
-in exactly one notification; `workers.notifications` delivers it and writes the ledger.
+in exactly one notification; `workers.alerting.notifications` delivers it and writes the ledger.
 """
 
 from __future__ import annotations

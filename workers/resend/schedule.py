@@ -322,7 +322,7 @@ def schedule_wake(connection: redis.Redis, at: float, now: float | None = None) 
     """Have RQ's scheduler queue a sender job at `at`, unless an earlier one is scheduled.
 
     RQ keeps whole seconds and queues a job once its second has begun, so the sender may start
-    up to a second early; it then waits for the item (`workers.resender.send_due`)."""
+    up to a second early; it then waits for the item (`workers.resend.sender.send_due`)."""
     current = time.time() if now is None else now
     schedule = connection.register_script(_WAKE)
     if not schedule(keys=[WAKE], args=[repr(at), repr(current)]):
