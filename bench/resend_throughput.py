@@ -131,7 +131,7 @@ def memory_per_resend(connection: redis.Redis, count: int = 500) -> dict:
     chosen = next(route for route in rules.all_routes() if route.action == "retry")
     now = time.time()
     with connection.pipeline(transaction=True) as pipe:
-        schedule.schedule_first(pipe, [(enrich(event), chosen) for event in events], now)
+        schedule.schedule_first(pipe, [(enrich(event), chosen, True) for event in events], now)
         pipe.execute()
     after = (_usage(connection, schedule.ITEMS) + _usage(connection, schedule.DUE)) / count
     connection.flushdb()
