@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from workers.redis_server import free_port
+from webhook.cli.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench._payloads import OK_STATUSES, cloud_body, signed_headers, status_item
-from workers.intake import event_id
+from workers.inbox.intake import event_id
 
 CLOUD_FAILURES = {
     131047: "Re-engagement message",  # alerted
@@ -89,7 +89,7 @@ class Send:
 
 
 def failure_id(message_id: str, recipient_id: str, code: int) -> str:
-    """The event id the webhook gives a failed status (see workers.intake.event_id)."""
+    """The event id the webhook gives a failed status (see workers.inbox.intake.event_id)."""
     event = {
         "message_id": message_id,
         "recipient_id": recipient_id,

@@ -30,7 +30,7 @@ import requests
 
 from bench._payloads import PHONE_NUMBER_ID, cloud_body, signed_headers, status_item
 from bench._servers import ROOT, Served
-from workers.redis_server import RedisServer
+from webhook.cli.redis_server import RedisServer
 
 SECRET = "bench-app-secret"
 

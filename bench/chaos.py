@@ -8,9 +8,9 @@ statuses, Cloud and On-Premises, duplicates, late statuses, batches, malformed a
 unauthenticated bodies) and, like Meta, retries every delivery not answered 200. Meanwhile it
 restarts Redis, stops it for a while, SIGKILLs workers in the middle of a job and makes the
 receivers answer 500, 429 with Retry-After, or hang past the client's timeout. Then it waits for
-the system to drain and checks the ledger (`workers.ledger`): every failed status answered 200
-has exactly one outcome, nothing else is in it, unauthenticated requests left no trace, no
-answer was a 500. Exit status 0 when everything balances, 1 when not.
+the system to drain and checks the ledger (`workers.outcomes.ledger`): every failed status
+answered 200 has exactly one outcome, nothing else is in it, unauthenticated requests left no
+trace, no answer was a 500. Exit status 0 when everything balances, 1 when not.
 
     .venv/bin/python -m bench.chaos --duration 60 [--rate 40] [--workers 2] [--json]
     wastatus chaos --duration 60
@@ -43,8 +43,9 @@ from bench._servers import Served, children, wait_http
 from bench._traffic import MAX_BODY, RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
 from webhook import quarantine
-from workers import intake, ledger
-from workers.redis_server import RedisServer, free_port
+from webhook.cli.redis_server import RedisServer, free_port
+from workers.inbox import intake
+from workers.outcomes import ledger
 
 SECRET = "chaos-app-secret"
 TOKEN = "chaos-onprem-token"
@@ -275,7 +276,7 @@ class Harness:
         if name in ("kill-worker", "kill-drain-worker", "kill-sender-worker"):
             only = {
                 "kill-drain-worker": "workers.drain.drain_inbox",
-                "kill-sender-worker": "workers.resender.send_due",
+                "kill-sender-worker": "workers.resend.sender.send_due",
             }.get(name)
             detail = await asyncio.to_thread(self.kill_busy_worker, only)
             self.note(name, detail)

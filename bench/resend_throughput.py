@@ -46,10 +46,13 @@ from rq.serializers import JSONSerializer
 
 from bench._fast_receiver import FastReceiver
 from bench.worker_throughput import make_events
-from workers import intake, ledger, queues, retry, runner
-from workers.enrich import enrich
-from workers.redis_server import RedisServer
-from workers.rules import current_rules
+from webhook.cli.redis_server import RedisServer
+from workers import queues, runner
+from workers.inbox import intake
+from workers.inbox.enrich import enrich
+from workers.outcomes import ledger
+from workers.resend import schedule
+from workers.routing.rules import current_rules
 
 BAR_RESENDS_PER_SECOND = 1000.0
 BAR_RATIO = 10.0
@@ -93,7 +96,7 @@ def prepare_resends(connection: redis.Redis, count: int, run: str) -> None:
     SimpleWorker([events], connection=connection, serializer=JSONSerializer).work(
         burst=True, logging_level="WARNING"
     )
-    waiting = retry.waiting(connection)
+    waiting = schedule.waiting(connection)
     if waiting["due"] != count:
         raise SystemExit(f"expected {count} due resends, found {waiting}")
 
@@ -128,9 +131,9 @@ def memory_per_resend(connection: redis.Redis, count: int = 500) -> dict:
     chosen = next(route for route in rules.all_routes() if route.action == "retry")
     now = time.time()
     with connection.pipeline(transaction=True) as pipe:
-        retry.schedule_first(pipe, [(enrich(event), chosen) for event in events], now)
+        schedule.schedule_first(pipe, [(enrich(event), chosen, True) for event in events], now)
         pipe.execute()
-    after = (_usage(connection, retry.ITEMS) + _usage(connection, retry.DUE)) / count
+    after = (_usage(connection, schedule.ITEMS) + _usage(connection, schedule.DUE)) / count
     connection.flushdb()
     # The path of earlier versions: one scheduled RQ job per resend, its arguments the
     # enriched event (both languages' catalog text) and the route, plus a pending entry.
@@ -140,15 +143,15 @@ def memory_per_resend(connection: redis.Redis, count: int = 500) -> dict:
             enriched = enrich(event)
             job_id = f"wastatus-resend-{event['event_id']}-1"
             queue.enqueue_in(
-                dt.timedelta(days=1), retry.LEGACY_JOB, enriched,
+                dt.timedelta(days=1), schedule.LEGACY_JOB, enriched,
                 chosen.to_dict(), 1, job_id=job_id, result_ttl=3600, failure_ttl=7 * 86400,
                 pipeline=pipe,
             )  # fmt: skip
-            pipe.zadd(retry.PENDING, {job_id: now + 86400})
+            pipe.zadd(schedule.PENDING, {job_id: now + 86400})
         pipe.execute()
     jobs = sum(_usage(connection, f"rq:job:wastatus-resend-{e['event_id']}-1") for e in events)
     registry = f"rq:scheduled:{queues.RETRY}"
-    before = (jobs + _usage(connection, registry) + _usage(connection, retry.PENDING)) / count
+    before = (jobs + _usage(connection, registry) + _usage(connection, schedule.PENDING)) / count
     connection.flushdb()
     return {"after_bytes": round(after), "before_bytes_without_result": round(before)}
 
@@ -198,7 +201,7 @@ def run_storm(
         "notifications": receiver.count("/alerts"),
         "resent": receiver.distinct,
         "resends_expected_now": resent_now,
-        "scheduled_for_later": retry.waiting(connection)["scheduled"],
+        "scheduled_for_later": schedule.waiting(connection)["scheduled"],
         "scheduled_expected": later,
     }
 

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "metrics").mkdir(exist_ok=True)
     from bench.bare_app import create_app as create_bare
     from webhook import create_app
-    from workers.redis_server import RedisServer
+    from webhook.cli.redis_server import RedisServer
 
     log = (workdir / "requests.log").open("w")  # the request log lines, as gunicorn's would
     sys.stderr, real_stderr = log, sys.stderr

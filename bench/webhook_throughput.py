@@ -36,8 +36,9 @@ from bench import _requests, _wrk, loadgen
 from bench._payloads import Generator
 from bench._servers import SERVERS, NullServer, Served, cpu_seconds
 from bench.loadgen import RunResult
-from workers import intake, settings
-from workers.redis_server import RedisServer
+from webhook.cli.redis_server import RedisServer
+from workers import settings
+from workers.inbox import intake
 
 SECRET = "bench-app-secret"
 SCENARIOS = {"mix": 0.10, "failed": 1.0}

@@ -33,8 +33,10 @@ import redis
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from workers import intake, ledger, queues
-from workers.redis_server import RedisServer
+from webhook.cli.redis_server import RedisServer
+from workers import queues
+from workers.inbox import intake
+from workers.outcomes import ledger
 
 BAR_EVENTS_PER_SECOND = 2000.0
 BAR_RATIO = 10.0

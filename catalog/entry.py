@@ -96,11 +96,6 @@ class Entry:
     http_status: int | None = None
     known: bool = True
 
-    @property
-    def retryable(self) -> bool:
-        """True when a resend of the same message may succeed (now or later)."""
-        return self.retry.policy != "never"
-
     def to_dict(self) -> dict[str, Any]:
         """Return a fresh JSON-ready dict (callers may change it freely)."""
         return {

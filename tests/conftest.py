@@ -15,8 +15,8 @@ import pytest
 import redis as redis_lib
 
 from webhook import create_app
+from webhook.cli.redis_server import RedisServer
 from webhook.signature import sign
-from workers.redis_server import RedisServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 APP_SECRET = "test-app-secret"

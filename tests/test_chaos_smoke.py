@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench._traffic import Traffic
-from workers import intake
+from workers.inbox import intake
 
 ROOT = Path(__file__).resolve().parent.parent
 

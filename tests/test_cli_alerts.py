@@ -18,7 +18,9 @@ from rq.registry import StartedJobRegistry
 from tests.receiver import Reply
 from tests.workers.alerting import drive, enriched, route
 from webhook.cli import main
-from workers import alerts, deadletter, intake, ledger, notifications, silences
+from workers.alerting import groups, notifications, silences
+from workers.inbox import intake
+from workers.outcomes import deadletters, ledger
 from workers.queues import ALERTS, get_queue
 
 
@@ -82,7 +84,7 @@ class TestDeadCommand:
     def test_list_json_and_replay_all(self, cli, redis):
         """dead list --json shows the entries; replay --all requeues them and empties the list."""
         event = enriched(131000, 1)[0]
-        dead_id = deadletter.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
+        dead_id = deadletters.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
         code, out = cli("dead", "list", "--json")
         [entry] = json.loads(out)
         assert (entry["id"], entry["kind"], entry["reason"]) == (dead_id, "retry", "exhausted")
@@ -90,7 +92,7 @@ class TestDeadCommand:
         assert dead_id in out
         code, out = cli("dead", "replay", "--all")
         assert code == 0 and "requeued to inbox" in out
-        assert deadletter.count(redis) == 0
+        assert deadletters.count(redis) == 0
         assert redis.llen(intake.INBOX) == 1
 
     def test_replay_by_id_of_a_dead_alert(self, cli, redis, receiver, monkeypatch):
@@ -98,9 +100,9 @@ class TestDeadCommand:
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
         monkeypatch.setenv("WASTATUS_ALERT_ATTEMPTS", "1")
         receiver.default = Reply(500)
-        alerts.submit(redis, enriched(131049, 2), route())
-        drive(redis, lambda: deadletter.count(redis) == 1)
-        [dead] = deadletter.entries(redis)
+        groups.submit(redis, enriched(131049, 2), route())
+        drive(redis, lambda: deadletters.count(redis) == 1)
+        [dead] = deadletters.entries(redis)
         receiver.default = Reply(200)
         code, out = cli("dead", "replay", dead.id)
         assert code == 0 and "requeued to notification" in out
@@ -174,7 +176,7 @@ class TestEndToEnd:
         env = worker_env(redis_url, tmp_path, receiver, WASTATUS_HTTP_TIMEOUT="60")
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", env["WASTATUS_ALERT_WEBHOOK_URL"])
         events = enriched(131049, 3)
-        alerts.submit(redis, events, route(group_wait=0))
+        groups.submit(redis, events, route(group_wait=0))
         worker = start_worker(env, start_new_session=True)
         try:
             deadline = time.monotonic() + 30
@@ -201,10 +203,10 @@ class TestEndToEnd:
         with no new event arriving to notice it."""
         events = enriched(131049, 2)
         the_route = route(group_wait=0.1)
-        alerts.submit(redis, events, the_route)
+        groups.submit(redis, events, the_route)
         redis.delete(*redis.keys("rq:scheduled:*"))  # the scheduled flush is gone
-        gid = alerts.group_id(alerts.group_label(events[0], the_route))
-        redis.zadd(alerts.GROUPS, {gid: time.time() - 3600})  # and it was due an hour ago
+        gid = groups.group_id(groups.group_label(events[0], the_route))
+        redis.zadd(groups.GROUPS, {gid: time.time() - 3600})  # and it was due an hour ago
         with running_worker(worker_env(redis_url, tmp_path, receiver)):
             [request] = receiver.wait_for(1, timeout=30)
         assert request.json()["count"] == 2

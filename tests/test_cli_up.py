@@ -17,7 +17,7 @@ from tests.conftest import load_fixture
 from tests.processes import alive, descendants, kill_family, processes, wait_until_gone
 from tests.receiver import Reply
 from webhook.cli import up as up_cli
-from workers.redis_server import free_port
+from webhook.cli.redis_server import free_port
 
 
 def start_up(tmp_path, **settings: str):

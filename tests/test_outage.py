@@ -27,8 +27,8 @@ from rq.serializers import JSONSerializer
 
 from tests.processes import descendants, terminate, wait_until_gone
 from tests.receiver import Receiver, Reply
-from workers import ledger
-from workers.redis_server import RedisServer, free_port, redis_server_binary
+from webhook.cli.redis_server import RedisServer, free_port, redis_server_binary
+from workers.outcomes import ledger
 
 TOKEN = "outage-onprem-token"
 OUTAGE_SECONDS = 10.0
@@ -307,7 +307,10 @@ class TestWorkHorseInFlight:
             receiver.script(Reply(delay=4.0))
             assert Meta(base).post(0) == 200
             # The flush job delivers the group's first notification itself.
-            busy_with(client, {"workers.alerts.flush_group", "workers.notifications.deliver"})
+            busy_with(
+                client,
+                {"workers.alerting.groups.flush_group", "workers.alerting.notifications.deliver"},
+            )
             server.stop()
             time.sleep(OUTAGE_SECONDS)
             server.start()

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from tests.conftest import APP_SECRET, load_fixture
 from tests.processes import terminate
 from webhook.cli import main
+from webhook.cli.redis_server import free_port
 from webhook.signature import sign
 from workers import settings
-from workers.redis_server import free_port
 from workers.settings import DURATION_FORM, Settings, SettingsError, parse_duration, read
 
 ROOT = Path(__file__).resolve().parent.parent

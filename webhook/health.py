@@ -15,8 +15,9 @@ import os
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from workers import backlog, intake
+from workers import backlog
 from workers.connection import RedisNotConfigured
+from workers.inbox import intake
 from workers.settings import Settings
 
 bp = Blueprint("health", __name__)

@@ -27,8 +27,11 @@ from rq import Worker
 
 from webhook import quarantine
 from webhook.errors import error_response
-from workers import alerts, backlog, deadletter, intake, metrics, silences, storage
+from workers import backlog, metrics, storage
+from workers.alerting import groups, silences
 from workers.connection import RedisNotConfigured
+from workers.inbox import intake
+from workers.outcomes import deadletters
 
 bp = Blueprint("metrics", __name__)
 
@@ -86,9 +89,9 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
     yield _gauge("wastatus_quarantine_entries", "Authenticated webhooks kept because they failed "
                  "validation.", quarantine.size(connection))  # fmt: skip
     yield _gauge("wastatus_dead_letter_entries", "Dead letters waiting for a person.",
-                 deadletter.count(connection))  # fmt: skip
+                 deadletters.count(connection))  # fmt: skip
     yield _gauge("wastatus_alert_groups_open", "Alert groups gathering or waiting to repeat.",
-                 alerts.open_group_count(connection))  # fmt: skip
+                 groups.open_group_count(connection))  # fmt: skip
     yield _gauge("wastatus_silences_active", "Silences in force now.",
                  len(silences.active(connection)))  # fmt: skip
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",

@@ -15,7 +15,7 @@ from typing import Any
 
 from webhook import schemas
 from workers import bounds, fastjson
-from workers.intake import event_id
+from workers.inbox.intake import event_id
 
 CLOUD = "cloud"
 ON_PREMISES = "on_premises"

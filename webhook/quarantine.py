@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import redis
 
+from webhook import counters
 from webhook.payload import read_body
-from workers import intake, metrics, settings
+from workers import settings
+from workers.inbox import intake
 
 STREAM = "wastatus:quarantine"
 
@@ -91,7 +93,7 @@ def put(
             current.quarantine_max, current.quarantine_bytes]  # fmt: skip
     entry_id, dropped = connection.register_script(_PUT)(keys=[STREAM, BYTES], args=args)
     if dropped:
-        metrics.QUARANTINE_DROPPED.inc(int(dropped))
+        counters.QUARANTINE_DROPPED.inc(int(dropped))
     return entry_id.decode()
 
 

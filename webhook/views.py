@@ -14,11 +14,11 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from webhook import logs, quarantine
+from webhook import counters, logs, quarantine
 from webhook.errors import error_response
 from webhook.payload import read_body
 from webhook.signature import authenticate, token_valid
-from workers import intake, metrics
+from workers.inbox import intake
 
 bp = Blueprint("webhook", __name__)
 
@@ -34,11 +34,11 @@ def _counter(family: Counter, *labels: str) -> Counter:
 def _show_both_results(_setup) -> None:
     """Both result series exist from the start, at 0, so rate() over them works at once."""
     for result in ("stored", "duplicate"):
-        _counter(metrics.EVENTS_STORED, result)
+        _counter(counters.EVENTS_STORED, result)
 
 
 def _outcome(log: dict, name: str) -> None:
-    _counter(metrics.WEBHOOK_REQUESTS, name).inc()
+    _counter(counters.WEBHOOK_REQUESTS, name).inc()
     log["outcome"] = name
 
 
@@ -107,9 +107,9 @@ def receive():
     reading = read_body(body, received_at)
     log |= logs.reading_fields(reading)
     for (api, status), count in reading.statuses.items():
-        _counter(metrics.STATUSES, api, status).inc(count)
+        _counter(counters.STATUSES, api, status).inc(count)
     for name, count in reading.ignored_fields.items():
-        metrics.FIELDS_IGNORED.labels(field=name).inc(count)
+        counters.FIELDS_IGNORED.labels(field=name).inc(count)
     if not reading.events and not reading.problems:
         _outcome(log, "accepted")  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
@@ -131,7 +131,7 @@ def receive():
 
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
-            _counter(metrics.EVENTS_STORED, result).inc(count)
+            _counter(counters.EVENTS_STORED, result).inc(count)
     log |= {"stored": stored.stored, "duplicates": stored.duplicates, "quarantined": quarantine_id}
     if quarantine_id:
         _outcome(log, "quarantined")

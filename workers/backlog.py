@@ -9,7 +9,9 @@ import time
 
 import redis
 
-from workers import intake, queues, retry
+from workers import queues
+from workers.inbox import intake
+from workers.resend import schedule
 
 STATES = ("queued", "started", "scheduled", "deferred", "failed")
 """Job states per queue: waiting, running, due later, waiting on another job, failed."""
@@ -23,7 +25,7 @@ def queue_lengths(connection: redis.Redis) -> dict[str, int]:
     """
     pipe = connection.pipeline(transaction=False)
     pipe.llen(intake.INBOX)
-    pipe.zcount(retry.DUE, "-inf", time.time())
+    pipe.zcount(schedule.DUE, "-inf", time.time())
     for name in queues.ALL:
         pipe.llen(queues.get_queue(connection, name).key)
     inbox, due, *lengths = pipe.execute()
@@ -34,9 +36,9 @@ def resends(connection: redis.Redis) -> dict[str, int]:
     """Resends due now, due later, and claimed by a sender (in flight); raises RedisError."""
     pipe = connection.pipeline(transaction=False)
     now = time.time()
-    pipe.zcount(retry.DUE, "-inf", now)
-    pipe.zcount(retry.DUE, f"({now}", "+inf")
-    pipe.zcard(retry.INFLIGHT)
+    pipe.zcount(schedule.DUE, "-inf", now)
+    pipe.zcount(schedule.DUE, f"({now}", "+inf")
+    pipe.zcard(schedule.INFLIGHT)
     due, later, in_flight = pipe.execute()
     return {"due": due, "later": later, "in_flight": in_flight}
 

@@ -12,6 +12,7 @@ meaning visible: U+FFFD where a surrogate was, a marker where text was cut.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -86,3 +87,12 @@ def may_hold_surrogates(raw: bytes) -> bool:
 def clean(document: Any) -> Any:
     """Surrogates replaced throughout a stored document, nothing cut (deep as it may be)."""
     return value(document, limit=1 << 62, depth=64, items=1 << 62)
+
+
+def encoded(document: dict) -> bytes:
+    """`document` as UTF-8 JSON, whatever strings it holds: a dead letter or a requeued event
+    that cannot be encoded would make storing it fail, and the store be tried again forever."""
+    try:
+        return json.dumps(document, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # a lone surrogate is a UnicodeEncodeError
+        return json.dumps(clean(document), ensure_ascii=False, default=str).encode()

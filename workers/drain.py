@@ -2,11 +2,14 @@
 
 One RQ job handles many batches (one job per event would cap throughput at RQ's job rate).
 Each batch is moved atomically from the inbox into a processing list of the job's own,
-guarded by a lease key; the batch's effects (retry jobs, ledger, stats) are written in one
-MULTI/EXEC together with the deletion of that list, so a batch is done entirely or not at
-all. If the worker dies mid-batch, the lease expires and the next drain job moves the list
-back to the inbox, counting a delivery per event; events with earlier deliveries are then
-processed one at a time, and one that reaches `max_deliveries` goes to the dead letters
+guarded by a lease key; the batch's effects (resends, ledger, stats) are written in one
+MULTI/EXEC together with the deletion of that list, so they land entirely or not at all.
+Alert groups are the exception: `groups.submit` commits before that MULTI, so a batch that
+dies between the two is submitted again. That is safe because a submit is idempotent: a group
+adds an event id it already holds (SADD) once and counts it once. If the worker dies
+mid-batch, the lease expires and the next drain job moves the list back to the inbox,
+counting a delivery per event; events with earlier deliveries are then processed one at a
+time, and one that reaches `max_deliveries` goes to the dead letters
 instead of crashing jobs forever. Crashes propagate to RQ's failed-job registry.
 """
 
@@ -23,14 +26,16 @@ from dataclasses import dataclass
 import redis
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
-from rq import get_current_job
 
-from workers import bounds, deadletter, ledger, retry, stats
-from workers.connection import connect
-from workers.enrich import enrich
-from workers.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
-from workers.routing import route
-from workers.rules import Route, Rules, current_rules
+from workers import bounds
+from workers.alerting import groups
+from workers.inbox.enrich import enrich
+from workers.inbox.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
+from workers.jobs import job_connection
+from workers.outcomes import deadletters, ledger, stats
+from workers.resend import schedule
+from workers.routing.router import route
+from workers.routing.rules import Route, Rules, current_rules
 from workers.settings import Settings, current
 
 PROCESSING_PREFIX = "wastatus:inbox:processing:"
@@ -109,8 +114,7 @@ return #items
 
 def drain_inbox() -> dict:
     """RQ job: drain the inbox for up to the time box; re-enqueue itself if work remains."""
-    job = get_current_job()
-    connection = job.connection if job is not None else connect()
+    connection = job_connection()
     connection.delete(DRAIN_FLAG)
     settings = current()
     rules = current_rules()
@@ -206,7 +210,7 @@ def process_batch(
     now = time.time()
     enriched = [enrich(_read(item)) for item in claimed.items]
     to_alert: dict[str, tuple[Route, list[dict]]] = {}
-    to_retry: list[tuple[dict, Route]] = []
+    to_retry: list[tuple[dict, Route, bool]] = []
     dropped: list[str] = []
     for event in enriched:
         taken = route(event, rules)
@@ -216,16 +220,13 @@ def process_batch(
                 to_alert.setdefault(chosen.name, (chosen, []))[1].append(event)
             elif chosen.action == "retry":
                 # When an alert route took the event too, the alert side owns its ledger entry.
-                to_retry.append(({**event, "ledger": False} if alerted else event, chosen))
+                to_retry.append((event, chosen, not alerted))
             elif not alerted:
                 dropped.append(event["event_id"])
-    if to_alert:
-        from workers import alerts  # the alerts side imports rules; import it late
-
-        for chosen, events in to_alert.values():
-            alerts.submit(connection, events, chosen, settings)
+    for chosen, events in to_alert.values():
+        groups.submit(connection, events, chosen, settings)
     with connection.pipeline(transaction=True) as pipe:
-        first_due = retry.schedule_first(pipe, to_retry, now)
+        first_due = schedule.schedule_first(pipe, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)
         stats.record(pipe, enriched, now)
         if claimed.deliveries:
@@ -233,7 +234,7 @@ def process_batch(
         pipe.delete(processing)
         pipe.srem(CLAIMS, token)
         pipe.execute()
-    retry.wake(connection, first_due, now)
+    schedule.wake(connection, first_due, now)
     _count(enriched, to_alert, to_retry, dropped, now, done)
 
 
@@ -290,7 +291,7 @@ def _bury(connection: redis.Redis, token: str, item: bytes, deliveries: int) -> 
     event = _buried_form(item)
     reason = f"its drain batch crashed or died {deliveries} times"
     with connection.pipeline(transaction=True) as pipe:
-        deadletter.put(pipe, "event", {"event": event, "deliveries": deliveries}, reason)
+        deadletters.put(pipe, "event", {"event": event, "deliveries": deliveries}, reason)
         if isinstance(event.get("event_id"), str):
             ledger.record(pipe, "dead", [event["event_id"]])
         pipe.hdel(DELIVERIES, hashlib.sha1(item).hexdigest())

@@ -1,7 +1,7 @@
 """Prometheus metrics of the web app and the workers, every name prefixed `wastatus_`.
 
-The web app's families are defined here; worker modules define their own next to the code
-that counts. Two transports bring them all to one `GET /metrics`:
+Each module defines its families next to the code that counts (the web app's are in
+`webhook.counters`, the RQ jobs' here). Two transports bring them all to one `GET /metrics`:
 
 * gunicorn workers of one web server write into `PROMETHEUS_MULTIPROC_DIR` (prometheus_client's
   multiprocess mode), read back by `MultiProcessCollector` at scrape time;
@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 
 import redis
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 
 PREFIX = "wastatus_"
@@ -32,30 +32,6 @@ EXPORT_META_KEY = "wastatus:metrics:meta"
 
 EXPORTED_TYPES = ("counter", "histogram", "summary")
 
-WEBHOOK_REQUESTS = Counter(
-    "wastatus_webhook_requests",
-    "Webhook POSTs by outcome.",
-    ["outcome"],
-)
-STATUSES = Counter(
-    "wastatus_statuses",
-    "Status updates received, by api and status.",
-    ["api", "status"],
-)
-FIELDS_IGNORED = Counter(
-    "wastatus_webhook_fields_ignored",
-    "Webhook changes of fields other than messages, acknowledged and not processed.",
-    ["field"],
-)
-QUARANTINE_DROPPED = Counter(
-    "wastatus_quarantine_dropped",
-    "Quarantined webhooks dropped, oldest first, to keep the quarantine within its bounds.",
-)
-EVENTS_STORED = Counter(
-    "wastatus_events_stored",
-    "Failure events stored for the workers, and duplicates not stored again.",
-    ["result"],
-)
 JOB_SECONDS = Histogram(
     "wastatus_job_duration_seconds",
     "Time an RQ job ran, by queue, function and outcome (succeeded or failed).",

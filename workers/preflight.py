@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from workers import receivers
-from workers.rules import Rules
+from workers.alerting import receivers
+from workers.routing.rules import Rules
 from workers.settings import Settings
 
 

@@ -15,8 +15,11 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import DequeueStrategy
 
-from workers import intake, logs, queues, settings
+from workers import backlog, drain, logs, queues, settings
+from workers.alerting import groups
+from workers.inbox import intake
 from workers.outage import Outage, outage_of, wait_for_redis
+from workers.resend import schedule
 from workers.telemetry import Worker
 
 logger = logging.getLogger("wastatus.worker")
@@ -33,9 +36,9 @@ class MaintainedWorker(Worker):
 
     A job lost with its process (SIGKILL, or Redis failing under it) is gone from RQ, and the
     wastatus code recovers its work only when it next runs: overdue flushes and deliveries in
-    `alerts.submit` (so only when new failures arrive), orphaned drain batches in the next drain
+    `groups.submit` (so only when new failures arrive), orphaned drain batches in the next drain
     job (so only when a webhook asks for one). With no new traffic they would wait forever.
-    Resends claimed by a sender that died wait for their lease; `retry.recover` puts them back
+    Resends claimed by a sender that died wait for their lease; `schedule.recover` puts them back
     and wakes a sender for whatever is due (a lost wake-up, a lost sender job).
 
     Its connection waits for Redis (see `workers.outage`), so every Redis call of RQ's work loop
@@ -180,11 +183,9 @@ class Scheduler(RQScheduler):
 def recover_stranded(connection: redis.Redis) -> None:
     """Re-issue overdue flushes, deliveries and lost resends; ask for a drain while batches
     are claimed."""
-    from workers import alerts, drain, retry  # the job modules; only the maintenance needs them
-
     try:
-        alerts.recover(connection)
-        retry.recover(connection)
+        groups.recover(connection)
+        schedule.recover(connection)
         if connection.scard(drain.CLAIMS) or connection.llen(intake.INBOX):
             drain.request_drain(connection)
     except redis.RedisError as error:
@@ -201,13 +202,13 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     logs.configure()
     current = settings.current()
     # Imported before the work horses fork, so no sender job pays for importing aiohttp.
-    from workers import resender  # noqa: F401
+    from workers.resend import sender  # noqa: F401
 
     wait_for_redis(connection)
     # Until RQ installs its handlers, SIGTERM must stop a worker that waits for Redis.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        if connection.llen(intake.INBOX) or connection.keys(intake.PROCESSING_PATTERN):
+        if connection.llen(intake.INBOX) or backlog.claimed_batches(connection):
             intake.schedule_drain(connection)
         worker = MaintainedWorker(
             [queues.get_queue(connection, name) for name in queues.ALL],

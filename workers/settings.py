@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from workers.signing import InvalidSecret, secret_key
+
 DEFAULT_DATA_DIR = ".wastatus"
 # `wastatus up` writes the URL of the Redis it runs here, so other commands find it.
 REDIS_URL_FILE = "redis.url"
@@ -174,8 +176,6 @@ def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
 
 
 def _standard_webhook_secret(text: str) -> str:
-    from workers.signing import InvalidSecret, secret_key
-
     try:
         secret_key(text)
     except InvalidSecret as error:

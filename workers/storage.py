@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import redis
 
-from workers import deadletter, intake, metrics, silences
+from workers import metrics
+from workers.alerting import silences
+from workers.inbox import intake
+from workers.outcomes import deadletters
 
 KEYS = {
     "inbox": intake.INBOX,
     "quarantine": "wastatus:quarantine",
-    "dead_letters": deadletter.DEAD,
-    "dead_letter_index": deadletter.INDEX,
+    "dead_letters": deadletters.DEAD,
+    "dead_letter_index": deadletters.INDEX,
     "metrics": metrics.EXPORT_KEY,
     "silences": silences.SILENCES,
     "silence_counts": silences.COUNTS,

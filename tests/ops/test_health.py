@@ -8,7 +8,8 @@ import time
 from tests.conftest import app_env
 from tests.ops.conftest import cloud_status
 from webhook import create_app
-from workers import intake, retry
+from workers.inbox import intake
+from workers.resend import schedule
 
 
 class TestHealthz:
@@ -44,7 +45,7 @@ class TestReadyz:
     def test_counts_resends_due_now_not_those_due_later(self, redis, client):
         """Resends are items, not jobs: those due now are backlog, those due tomorrow are not."""
         now = time.time()
-        redis.zadd(retry.DUE, {"due-1": now - 5, "due-2": now - 1, "tomorrow": now + 86400})
+        redis.zadd(schedule.DUE, {"due-1": now - 5, "due-2": now - 1, "tomorrow": now + 86400})
         body = client.get("/readyz").get_json()
         assert body["waiting"]["resends-due"] == 2 and body["backlog"] == 2
 

@@ -11,7 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from tests.conftest import Poster, app_env, load_fixture
 from tests.ops.conftest import Scrape, cloud_status, work, work_until
 from webhook import create_app, quarantine
-from workers import alerts, deadletter, metrics, silences
+from workers import metrics
+from workers.alerting import groups, silences
+from workers.outcomes import deadletters
 
 
 def _tokenless(client, body: dict):
@@ -179,7 +181,7 @@ class TestRedisGauges:
         worked = scrape()
         assert worked.value("wastatus_inbox_events") == 0
         assert worked.value("wastatus_queue_jobs", queue="wastatus-events", state="queued") == 0
-        assert worked.value("wastatus_alert_groups_open") == len(alerts.open_groups(redis)) == 1
+        assert worked.value("wastatus_alert_groups_open") == len(groups.open_groups(redis)) == 1
         scheduled = worked.value("wastatus_queue_jobs", queue="wastatus-alerts", state="scheduled")
         assert scheduled == 1
         assert worked.value("wastatus_redis_up") == 1
@@ -188,7 +190,7 @@ class TestRedisGauges:
         """Quarantined bodies and dead letters show as gauges, and dead letters as a counter."""
         before = scrape()
         post.fixture("invalid/unknown_status.json")
-        deadletter.put(redis, "alert", {"group_key": "g"}, "receiver down")
+        deadletters.put(redis, "alert", {"group_key": "g"}, "receiver down")
         after = scrape()
         assert after.value("wastatus_quarantine_entries") == quarantine.size(redis) == 1
         assert after.value("wastatus_dead_letter_entries") == 1

@@ -13,9 +13,9 @@ from redis.sentinel import SentinelConnectionPool
 from tests.conftest import Poster, app_env
 from tests.ops.conftest import cloud_status, work
 from webhook import create_app
-from workers import intake
+from webhook.cli.redis_server import free_port, redis_server_binary
 from workers.connection import connect
-from workers.redis_server import free_port, redis_server_binary
+from workers.inbox import intake
 from workers.settings import read
 
 

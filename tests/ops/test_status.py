@@ -11,7 +11,10 @@ from click.testing import CliRunner
 import catalog
 from tests.ops.conftest import cloud_status, work
 from webhook.cli import main
-from workers import deadletter, queues, retry, silences
+from workers import queues
+from workers.alerting import silences
+from workers.outcomes import deadletters
+from workers.resend import schedule
 from workers.telemetry import Worker
 
 
@@ -34,7 +37,7 @@ def populated(redis, post, cli_env):
     assert post.fixture("on_premises/failed_470.json").status_code == 200
     assert post.fixture("invalid/unknown_status.json").get_json()["quarantined"]
     work(redis)
-    deadletter.put(redis, "alert", {"group_key": "g"}, "receiver down")
+    deadletters.put(redis, "alert", {"group_key": "g"}, "receiver down")
     worker = Worker([queues.get_queue(redis, name) for name in queues.ALL], connection=redis,
                     name="ops-test-worker")  # fmt: skip
     worker.register_birth()
@@ -84,8 +87,8 @@ class TestStatusJson:
     def test_resends_due_now_later_and_in_flight(self, redis, cli_env):
         """Waiting resends are counted by when they are due, and those a sender holds."""
         now = time.time()
-        redis.zadd(retry.DUE, {"a": now - 1, "b": now + 3600, "c": now + 86400})
-        redis.zadd(retry.INFLIGHT, {"d": now + 60})
+        redis.zadd(schedule.DUE, {"a": now - 1, "b": now + 3600, "c": now + 86400})
+        redis.zadd(schedule.INFLIGHT, {"d": now + 60})
         assert status_json()["resends"] == {"due": 1, "later": 2, "in_flight": 1}
         result = CliRunner().invoke(main, ["status"])
         assert "resends: 1 due now, 2 due later, 1 being sent" in result.output

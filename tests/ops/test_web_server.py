@@ -27,9 +27,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tests.conftest import APP_SECRET
 from tests.ops.conftest import Scrape, cloud_status
 from tests.processes import terminate
+from webhook.cli.redis_server import free_port
 from webhook.signature import sign
-from workers import intake, settings
-from workers.redis_server import free_port
+from workers import settings
+from workers.inbox import intake
 
 BIN = Path(sys.executable).parent
 SERVERS = ("granian", "gunicorn")

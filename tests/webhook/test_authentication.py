@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import OLD_APP_SECRET, ONPREM_TOKEN, app_env, load_fixture
 from webhook import create_app
 from webhook.signature import sign, signature_valid
-from workers import intake
+from workers.inbox import intake
 
 FAILED = load_fixture("cloud/failed_131049.json")
 

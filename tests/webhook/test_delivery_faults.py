@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 from tests.conftest import APP_SECRET, app_env, load_fixture
 from webhook import create_app
 from webhook.signature import sign
-from workers import intake
+from workers.inbox import intake
 
 FAILED = load_fixture("cloud/failed_131049.json")
 

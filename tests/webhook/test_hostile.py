@@ -12,7 +12,9 @@ from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
 from tests.workers.alerting import drive, drive_for
 from webhook import create_app
 from webhook.signature import sign
-from workers import deadletter, intake, ledger, queues
+from workers import queues
+from workers.inbox import intake
+from workers.outcomes import deadletters, ledger
 
 SURROGATE_MESSAGE = (
     b'{"statuses":[{"id":"wamid.POISON","recipient_id":"819011112222","status":"failed",'
@@ -109,22 +111,22 @@ class TestUnprocessableEvent:
         )
         redis.lpush(intake.INBOX, poison, json.dumps(good))
         intake.schedule_drain(redis)
-        drive(redis, lambda: deadletter.count(redis) == 1 and not redis.llen(intake.INBOX))
+        drive(redis, lambda: deadletters.count(redis) == 1 and not redis.llen(intake.INBOX))
         drive(redis, lambda: ledger.outcomes_of(redis, [good["event_id"]])[good["event_id"]])
-        (dead,) = deadletter.entries(redis, "event")
+        (dead,) = deadletters.entries(redis, "event")
         assert "\ufffd" in json.dumps(dead.item, ensure_ascii=False)
         failures = failed_jobs(redis)
         assert failures <= 2
         drive_for(redis, 1.0)
-        assert failed_jobs(redis) == failures and deadletter.count(redis) == 1
+        assert failed_jobs(redis) == failures and deadletters.count(redis) == 1
 
     def test_unparseable_item_is_buried(self, redis, alerting_env, monkeypatch):
         """Bytes that are not JSON at all become a dead letter holding them as text."""
         monkeypatch.setenv("WASTATUS_DRAIN_MAX_DELIVERIES", "1")
         redis.lpush(intake.INBOX, b"\xff\xfe{not json")
         intake.schedule_drain(redis)
-        drive(redis, lambda: deadletter.count(redis) == 1)
-        (dead,) = deadletter.entries(redis, "event")
+        drive(redis, lambda: deadletters.count(redis) == 1)
+        (dead,) = deadletters.entries(redis, "event")
         assert dead.item["event"]["raw"].endswith("{not json")
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from tests.conftest import load_fixture
 from webhook import quarantine
 from webhook.cli import main
-from workers import intake
+from workers.inbox import intake
 
 
 @pytest.fixture

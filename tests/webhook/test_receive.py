@@ -3,7 +3,7 @@
 import json
 
 from tests.conftest import load_fixture
-from workers import intake
+from workers.inbox import intake
 
 TITLE_131049 = "This message was not delivered to maintain healthy ecosystem engagement."
 
@@ -170,7 +170,7 @@ class TestStatusesThatDidNotFail:
 
     def test_other_fields_are_acknowledged_and_counted(self, post, redis):
         """A message_template_status_update is answered 200 and counted, not rejected."""
-        from workers.metrics import FIELDS_IGNORED
+        from webhook.counters import FIELDS_IGNORED
 
         counter = FIELDS_IGNORED.labels(field="message_template_status_update")
         before = counter._value.get()
@@ -179,7 +179,7 @@ class TestStatusesThatDidNotFail:
 
     def test_statuses_are_counted_by_status(self, post):
         """Each status in a batch is counted under its api and status."""
-        from workers.metrics import STATUSES
+        from webhook.counters import STATUSES
 
         counter = STATUSES.labels(api="cloud", status="played")
         before = counter._value.get()

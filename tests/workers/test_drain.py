@@ -15,7 +15,9 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from tests.processes import kill_family
-from workers import deadletter, drain, intake, ledger, queues, stats
+from workers import drain, queues
+from workers.inbox import intake
+from workers.outcomes import deadletters, ledger, stats
 
 DROP_ALL = "routes:\n  - name: drop-all\n    action: drop\n"
 
@@ -90,12 +92,12 @@ class TestDrainInbox:
         monkeypatch.delenv("WASTATUS_RULES", raising=False)
         intake.store(redis, failed_events(30, 131047) + failed_events(20, 131049)[:20])
         work(redis)
-        from workers import alerts
+        from workers.alerting import groups
 
-        assert sum(group["pending"] for group in alerts.open_groups(redis)) == 30
-        from workers import retry
+        assert sum(group["pending"] for group in groups.open_groups(redis)) == 30
+        from workers.resend import schedule
 
-        assert redis.zcard(retry.DUE) == 20  # due in 24 h, as the catalog says
+        assert redis.zcard(schedule.DUE) == 20  # due in 24 h, as the catalog says
 
 
 class TestCrash:
@@ -115,7 +117,7 @@ class TestCrash:
         assert "TypeError" in jobs[0].latest_result().exc_string
         outcomes = ledger.summary(redis)["outcomes"]
         assert (outcomes["dropped"], outcomes["dead"]) == (10, 1)
-        dead = deadletter.entries(redis, "event")
+        dead = deadletters.entries(redis, "event")
         assert [d.item["event"]["event_id"] for d in dead] == ["poison"]
         assert leftovers(redis) == []
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from webhook.cli import main
 from workers import preflight
-from workers.rules import parse_rules, route_defaults
+from workers.routing.rules import parse_rules, route_defaults
 from workers.settings import read
 
 RETRY_URL = {"WASTATUS_RETRY_URL": "http://127.0.0.1:9/resend"}

@@ -10,8 +10,8 @@ import hmac
 import pytest
 
 from tests.receiver import Reply
+from webhook.cli.redis_server import free_port
 from workers.delivery import parse_retry_after, post_json
-from workers.redis_server import free_port
 from workers.signing import (
     InvalidSecret,
     VerificationError,

@@ -12,9 +12,13 @@ import redis as redis_lib
 from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
 from tests.receiver import Reply
 from tests.workers.alerting import drive, enriched, route
-from webhook import create_app, quarantine
+from webhook import counters, create_app, quarantine
 from webhook.signature import sign
-from workers import alerts, deadletter, drain, intake, ledger, metrics, silences, storage
+from workers import drain, metrics, storage
+from workers.alerting import groups, silences
+from workers.inbox import intake
+from workers.outcomes import deadletters, ledger
+from workers.replay import replay
 from workers.settings import read
 
 MiB = 1024 * 1024
@@ -42,7 +46,7 @@ class TestQuarantineBounds:
     def test_oldest_entries_are_dropped_past_the_bounds(self, redis, client, monkeypatch):
         """With room for 8 MiB, 25 bodies of 1 MiB keep the newest 8, and 17 are counted."""
         monkeypatch.setenv("WASTATUS_QUARANTINE_BYTES", str(8 * MiB))
-        before = metrics.QUARANTINE_DROPPED._value.get()
+        before = counters.QUARANTINE_DROPPED._value.get()
         for n in range(25):
             assert post_token(client, b"%02d" % n + b"x" * (MiB - 2)).status_code == 200
         assert quarantine.size(redis) == 8
@@ -51,7 +55,7 @@ class TestQuarantineBounds:
         assert [e.body[:2] for e in quarantine.entries(redis)] == [
             b"%02d" % n for n in range(17, 25)
         ]
-        assert metrics.QUARANTINE_DROPPED._value.get() - before == 17
+        assert counters.QUARANTINE_DROPPED._value.get() - before == 17
 
     def test_entry_count_is_bounded(self, redis, client, monkeypatch):
         """WASTATUS_QUARANTINE_MAX bounds the entries whatever their size."""
@@ -85,20 +89,20 @@ class TestDeadLetterBounds:
     def test_cap_keeps_the_newest(self, redis, monkeypatch):
         """Past WASTATUS_DEAD_MAX the oldest dead letters go."""
         monkeypatch.setenv("WASTATUS_DEAD_MAX", "10")
-        ids = [deadletter.put(redis, "event", {"n": n}, "poison") for n in range(30)]
-        assert [entry.id for entry in deadletter.entries(redis)] == ids[-10:]
-        assert redis.hlen(deadletter.DEAD) == 10
+        ids = [deadletters.put(redis, "event", {"n": n}, "poison") for n in range(30)]
+        assert [entry.id for entry in deadletters.entries(redis)] == ids[-10:]
+        assert redis.hlen(deadletters.DEAD) == 10
 
     def test_retention_removes_old_ones(self, redis, monkeypatch):
         """Letters older than WASTATUS_DEAD_RETENTION are removed; the keys expire after it."""
         monkeypatch.setenv("WASTATUS_DEAD_RETENTION", "30d")
-        old = [deadletter.put(redis, "event", {"n": n}, "poison") for n in range(3)]
+        old = [deadletters.put(redis, "event", {"n": n}, "poison") for n in range(3)]
         month_ago = time.time() - 31 * 86400
-        redis.zadd(deadletter.INDEX, dict.fromkeys(old, month_ago))
-        new = deadletter.put(redis, "event", {"n": 3}, "poison")
-        assert [entry.id for entry in deadletter.entries(redis)] == [new]
-        assert redis.hlen(deadletter.DEAD) == 1
-        assert 29 * 86400 < redis.ttl(deadletter.DEAD) <= 30 * 86400 + 1
+        redis.zadd(deadletters.INDEX, dict.fromkeys(old, month_ago))
+        new = deadletters.put(redis, "event", {"n": 3}, "poison")
+        assert [entry.id for entry in deadletters.entries(redis)] == [new]
+        assert redis.hlen(deadletters.DEAD) == 1
+        assert 29 * 86400 < redis.ttl(deadletters.DEAD) <= 30 * 86400 + 1
 
     def test_dead_alert_keeps_its_sample_once_and_replays(self, redis, receiver, monkeypatch):
         """A dead notification's sample is kept as the alert's items only; replay rebuilds it."""
@@ -107,14 +111,14 @@ class TestDeadLetterBounds:
         monkeypatch.delenv("WASTATUS_RULES", raising=False)
         monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
         receiver.default = Reply(500)
-        alerts.submit(redis, enriched(131049, 3), route())
-        drive(redis, lambda: deadletter.count(redis) == 1)
-        (dead,) = deadletter.entries(redis)
+        groups.submit(redis, enriched(131049, 3), route())
+        drive(redis, lambda: deadletters.count(redis) == 1)
+        (dead,) = deadletters.entries(redis)
         assert "sample" not in dead.item["state"]
-        raw = redis.hget(deadletter.DEAD, dead.id)
+        raw = redis.hget(deadletters.DEAD, dead.id)
         assert raw.count(b"wamid.TEST") == 3  # each sampled event once
         receiver.default = Reply(200)
-        deadletter.replay(redis, dead.id)
+        replay(redis, dead.id)
         drive(redis, lambda: any(r.status == 200 for r in receiver.requests))
         delivered = [r.json() for r in receiver.requests if r.status == 200][-1]
         assert len(delivered["alerts"]) == 3
@@ -129,8 +133,8 @@ class TestDeadLetterBounds:
         token = "test-token"
         redis.rpush(drain.PROCESSING_PREFIX + token, item)
         drain._bury(redis, token, item, 1)
-        (dead,) = deadletter.entries(redis)
-        assert len(redis.hget(deadletter.DEAD, dead.id)) < 5000
+        (dead,) = deadletters.entries(redis)
+        assert len(redis.hget(deadletters.DEAD, dead.id)) < 5000
 
 
 class TestAlertSampleBounds:
@@ -143,10 +147,10 @@ class TestAlertSampleBounds:
             event["catalog"]["reported"] = {
                 key: key[0] * 100_000 for key in ("title", "message", "details", "href")
             }
-        alerts.submit(redis, events, route(group_wait=3600.0), settings=read({}))
-        (group,) = alerts.open_groups(redis)
-        sample = alerts.group_hash(group["id"]) + ":sample"
-        assert redis.llen(sample) == alerts.SAMPLE_SIZE
+        groups.submit(redis, events, route(group_wait=3600.0), settings=read({}))
+        (group,) = groups.open_groups(redis)
+        sample = groups.group_hash(group["id"]) + ":sample"
+        assert redis.llen(sample) == groups.SAMPLE_SIZE
         assert redis.memory_usage(sample) < 100_000
 
 

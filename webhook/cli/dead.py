@@ -9,14 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 from webhook.cli.common import print_json, redis_or_exit
-from workers import deadletter
+from workers.outcomes import deadletters
+from workers.replay import replay as replay_dead_letter
 
 
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _summary(entry: deadletter.DeadLetter) -> str:
+def _summary(entry: deadletters.DeadLetter) -> str:
     item = entry.item
     if entry.kind == "alert":
         alert = item.get("alert") or {}
@@ -31,11 +32,11 @@ def dead() -> None:
 
 
 @dead.command("list")
-@click.option("--kind", type=click.Choice(deadletter.KINDS), help="Only this kind.")
+@click.option("--kind", type=click.Choice(deadletters.KINDS), help="Only this kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_(kind: str | None, as_json: bool) -> None:
     """List the dead letters, oldest first."""
-    found = deadletter.entries(redis_or_exit(), kind)
+    found = deadletters.entries(redis_or_exit(), kind)
     if as_json:
         print_json([entry.to_dict() for entry in found])
         return
@@ -59,12 +60,12 @@ def replay(dead_ids: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
     connection = redis_or_exit()
     if replay_all == bool(dead_ids):
         raise click.UsageError("name the ids to replay, or give --all")
-    ids = [entry.id for entry in deadletter.entries(connection)] if replay_all else dead_ids
+    ids = [entry.id for entry in deadletters.entries(connection)] if replay_all else dead_ids
     done, missing = [], []
     for dead_id in ids:
         try:
-            done.append(deadletter.replay(connection, dead_id))
-        except deadletter.UnknownDeadLetter:
+            done.append(replay_dead_letter(connection, dead_id))
+        except deadletters.UnknownDeadLetter:
             missing.append(dead_id)
     if as_json:
         print_json({"replayed": done, "missing": missing})

@@ -15,11 +15,11 @@ from rich.table import Table
 from webhook.cli.common import print_json
 from webhook.payload import read_document
 from workers import preflight
-from workers.enrich import enrich
-from workers.intake import event_id
-from workers.retry import min_delay
-from workers.routing import route
-from workers.rules import Route, Rules, RulesError, load_rules
+from workers.inbox.enrich import enrich
+from workers.inbox.intake import event_id
+from workers.resend.schedule import min_delay
+from workers.routing.router import route
+from workers.routing.rules import Route, Rules, RulesError, load_rules
 from workers.settings import current
 
 

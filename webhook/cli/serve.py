@@ -50,9 +50,5 @@ def serve(host: str, port: int, workers: int) -> None:
         f"{host}:{port}",
         "--workers",
         str(workers),
-        "--graceful-timeout",
-        "20",
-        "--keep-alive",
-        "75",
-    ]
+    ]  # the graceful timeout and keep-alive are in webhook.gunicorn_conf
     os.execv(gunicorn, args)

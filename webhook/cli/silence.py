@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from webhook.cli.common import print_json, redis_or_exit
-from workers import silences
+from workers.alerting import silences
 from workers.settings import parse_duration
 
 

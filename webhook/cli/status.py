@@ -19,7 +19,9 @@ from rq import Worker
 import catalog
 from webhook import quarantine
 from webhook.cli.common import print_json, redis_or_exit
-from workers import alerts, backlog, deadletter, silences, stats, storage
+from workers import backlog, storage
+from workers.alerting import groups, silences
+from workers.outcomes import deadletters, stats
 from workers.settings import Settings, current, parse_duration
 
 
@@ -81,10 +83,10 @@ def collect(connection: redis.Redis, seconds: float, settings: Settings | None =
         "queues": [{"name": name, **states} for name, states in queue_states.items()],
         "workers": _workers(connection),
         "failures": {"window_seconds": seconds, "by_code": _failures(connection, seconds)},
-        "alert_groups": alerts.open_groups(connection),
+        "alert_groups": groups.open_groups(connection),
         "silences": silences.active(connection, settings),
         "quarantine": quarantine.size(connection),
-        "dead_letters": deadletter.count(connection),
+        "dead_letters": deadletters.count(connection),
         "redis_memory": storage.memory(connection),
     }
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import click
 
+from webhook.cli.redis_server import RedisServer
 from webhook.cli.rules import require_deliverable
 from workers import settings
-from workers.redis_server import RedisServer
 
 STARTUP_SECONDS = 10.0
 """A child that exits sooner than this after it started failed to start (bad settings, a port

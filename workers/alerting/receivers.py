@@ -21,8 +21,10 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from workers import alert_text, logs
+from workers import logs
+from workers.alerting import text as alert_text
 from workers.delivery import DeliveryResult, post_json
+from workers.routing.rules import current_rules
 from workers.settings import Settings, current, whatsapp_refusal
 from workers.signing import InvalidSecret, secret_key, sign_standard_webhook
 
@@ -52,10 +54,6 @@ class Receiver:
     type: str
     urls: tuple[str, ...] = ()
     secret: str | None = None
-
-    def describe(self) -> dict:
-        """The receiver without its secret or URL credentials, for `status` and logs."""
-        return {"name": self.name, "type": self.type, "targets": len(self.urls)}
 
 
 @dataclass(frozen=True)
@@ -140,10 +138,8 @@ def configured(settings: Settings | None = None) -> dict[str, Receiver]:
     found = from_settings(settings)
     if not settings.rules_path:
         return found
-    from workers.rules import current_rules
-
     for spec in current_rules(settings).receivers:
-        receiver = spec if isinstance(spec, Receiver) else make(spec)
+        receiver = make(spec)
         found[receiver.name] = receiver
     return found
 

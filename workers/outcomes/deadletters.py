@@ -6,6 +6,10 @@ document in the hash `DEAD` plus its id in the sorted set `INDEX` (by creation t
 list comes out oldest first and `count` is one ZCARD. `put` only writes, so it also works on a
 pipeline and lands atomically with the ledger entry the caller records beside it.
 
+This is a plain store: it knows no producer. `replay` hands an entry to the replayer its caller
+names for the entry's kind (`workers.replay` names one per kind, each in the module that owns
+that kind of work).
+
 Dead letters are bounded: each `put` also removes the entries older than
 `WASTATUS_DEAD_RETENTION` (30 days) and the oldest beyond `WASTATUS_DEAD_MAX` (10,000), and
 gives both keys that retention as a TTL; their events keep their "dead" outcome in the ledger.
@@ -15,14 +19,16 @@ A document is always stored as valid UTF-8.
 from __future__ import annotations
 
 import json
-import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
 from prometheus_client import Counter
 
-from workers import bounds, intake, ledger, settings
+from workers import settings
+from workers.bounds import encoded
+from workers.jobs import new_id
 
 DEAD = "wastatus:dead"
 """Hash: dead-letter id → JSON {id, kind, item, reason, created_at, replays}."""
@@ -83,21 +89,6 @@ class DeadLetter:
         }
 
 
-def new_id(now: float | None = None) -> str:
-    """A sortable, unique id: creation time in milliseconds plus random hex."""
-    millis = int((time.time() if now is None else now) * 1000)
-    return f"{millis:013d}-{secrets.token_hex(4)}"
-
-
-def encoded(document: dict) -> bytes:
-    """`document` as UTF-8 JSON, whatever strings it holds: a dead letter that cannot be
-    encoded would make burying fail, and the burial be tried again forever."""
-    try:
-        return json.dumps(document, ensure_ascii=False).encode()
-    except (ValueError, RecursionError):  # a lone surrogate is a UnicodeEncodeError
-        return json.dumps(bounds.clean(document), ensure_ascii=False, default=str).encode()
-
-
 def put(connection: redis.Redis, kind: str, item: dict, reason: str) -> str:
     """Keep `item` as a dead letter of `kind` and return its id; `connection` may be a pipeline.
 
@@ -150,32 +141,19 @@ def _remove(pipe: redis.Redis, dead_id: str) -> None:
     pipe.zrem(INDEX, dead_id)
 
 
-def replay(connection: redis.Redis, dead_id: str) -> dict:
-    """Send a dead letter around again and remove it; returns what was done.
+Removal = Callable[[redis.client.Pipeline], None]
+"""Adds the removal of the dead letter being replayed to a replayer's transaction."""
 
-    An alert goes back to its receivers as a new notification (same event ids); a retry or a
-    poison event goes back into the inbox, so the drain job routes it again from the start.
-    """
+Replayer = Callable[[redis.Redis, dict, Removal], dict]
+"""Sends a dead letter's item around again, removing the dead letter in the same transaction
+(`Removal`); returns what it did, for the person who asked."""
+
+
+def replay(connection: redis.Redis, dead_id: str, replayers: Mapping[str, Replayer]) -> dict:
+    """Send a dead letter around again with the replayer of its kind, and remove it."""
     entry = get(connection, dead_id)
     if entry is None:
         raise UnknownDeadLetter(dead_id)
-    if entry.kind == "alert":
-        from workers import notifications  # import here: notifications imports this module
-
-        done = {"requeued": "notification", "id": notifications.redeliver(connection, entry.item)}
-        with connection.pipeline() as pipe:
-            _remove(pipe, dead_id)
-            pipe.execute()
-    else:
-        event = entry.item.get("event", entry.item)
-        with connection.pipeline() as pipe:
-            # The event goes round again from the start, so its first outcome is forgotten in
-            # the same transaction: it will end in one outcome again, not in a conflict.
-            ledger.reopen(pipe, [event.get("event_id")])
-            pipe.lpush(intake.INBOX, encoded(event))
-            _remove(pipe, dead_id)
-            pipe.execute()
-        intake.schedule_drain(connection)
-        done = {"requeued": "inbox", "event_id": event.get("event_id")}
+    done = replayers[entry.kind](connection, entry.item, lambda pipe: _remove(pipe, dead_id))
     DEAD_LETTERS_REPLAYED.labels(entry.kind).inc()
     return {"id": dead_id, "kind": entry.kind, **done}

@@ -19,10 +19,15 @@ from rq.worker import DequeueStrategy
 
 from tests.conftest import load_fixture
 from tests.receiver import Receiver, Reply
-from workers import alerts, deadletter, intake, ledger, queues, resender, retry, runner
-from workers.enrich import enrich
-from workers.retry import backoff_delay, next_delay
-from workers.rules import RetrySchedule, Route
+from workers import queues, runner
+from workers.alerting import groups as alerts
+from workers.inbox import intake
+from workers.inbox.enrich import enrich
+from workers.outcomes import deadletters, ledger
+from workers.resend import schedule as retry
+from workers.resend import sender
+from workers.resend.schedule import backoff_delay, next_delay
+from workers.routing.rules import RetrySchedule, Route
 from workers.signing import generate_secret, verify_standard_webhook
 
 SECRET = generate_secret()
@@ -265,7 +270,7 @@ class TestResend:
         while make_due(redis):
             work(redis)
         assert len(resend_env.requests) == 3
-        dead = deadletter.entries(redis, "retry")
+        dead = deadletters.entries(redis, "retry")
         assert len(dead) == 1 and dead[0].item["event"] == event
         assert dead[0].item["attempts"] == 3 and dead[0].item["last_status"] == 500
         groups = alerts.open_groups(redis)
@@ -321,9 +326,9 @@ class TestSenderJob:
         redis.delete(retry.SEND_FLAG)
         queues.get_queue(redis, queues.RETRY).empty()  # the drain's request: run it here instead
         started = time.monotonic()
-        done = resender.send_due()
+        done = sender.send_due()
         elapsed = time.monotonic() - started
-        assert resender.SEND_SECONDS <= elapsed <= resender.SEND_SECONDS + 1.0
+        assert sender.SEND_SECONDS <= elapsed <= sender.SEND_SECONDS + 1.0
         assert 0 < done["resent"] < 600
         assert redis.zcard(retry.DUE) == 600 - done["resent"] and redis.zcard(retry.INFLIGHT) == 0
         assert len(queues.get_queue(redis, queues.RETRY)) == 1 and redis.exists(retry.SEND_FLAG)
@@ -404,7 +409,7 @@ class TestCrash:
         make_due(redis)
         work(redis)
         assert resend_env.requests == []
-        [dead] = deadletter.entries(redis, "retry")
+        [dead] = deadletters.entries(redis, "retry")
         assert dead.item["crashes"] == 2 and "died" in dead.reason
         assert alerts.open_groups(redis)[0]["retry_exhausted"]
 
@@ -440,7 +445,7 @@ class TestLegacyJobs:
         queue.enqueue(retry.LEGACY_JOB, event, chosen.to_dict(), 3, result_ttl=0)
         work(redis)
         assert len(resend_env.requests) == 1
-        assert len(deadletter.entries(redis, "retry")) == 1
+        assert len(deadletters.entries(redis, "retry")) == 1
 
 
 class TestRate:

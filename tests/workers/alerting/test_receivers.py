@@ -10,7 +10,8 @@ import pytest
 
 from tests.receiver import Receiver, Reply
 from tests.workers.alerting import drive, drive_for, enriched, route
-from workers import alerts, deadletter, ledger, notifications, receivers
+from workers.alerting import groups, notifications, receivers
+from workers.outcomes import deadletters, ledger
 from workers.settings import SettingsError, read
 
 
@@ -51,7 +52,7 @@ class TestRetries:
         env.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
         receiver.script(Reply(500), times=2)
         events = enriched(131049, 4)
-        alerts.submit(redis, events, route())
+        groups.submit(redis, events, route())
         drive(redis, lambda: len(receiver.requests) >= 3)
         drive_for(redis, 1.5)
         assert [request.status for request in receiver.requests] == [500, 500, 200]
@@ -66,7 +67,7 @@ class TestRetries:
         env.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/hook")
         receiver.script(Reply(429, {"Retry-After": "3"}), times=1)
         before = time.time()
-        alerts.submit(redis, enriched(131049, 1), route())
+        groups.submit(redis, enriched(131049, 1), route())
         drive(redis, lambda: len(receiver.requests) >= 1)
         [(nid, due)] = redis.zrange(notifications.OUTBOX, 0, -1, withscores=True)
         assert due >= before + 3  # without Retry-After the backoff here is at most 0.2 s
@@ -100,13 +101,13 @@ class TestFallback:
         ))  # fmt: skip
         receiver.default = Reply(503)
         events = enriched(131049, 2)
-        alerts.submit(redis, events, route(receivers=("primary", "secondary")))
+        groups.submit(redis, events, route(receivers=("primary", "secondary")))
         drive(redis, lambda: len(second_receiver.requests) >= 1)
         drive_for(redis, 1.2)
         assert len(receiver.requests) == 2
         assert len(second_receiver.requests) == 1
         assert second_receiver.requests[0].json()["receiver"] == "secondary"
-        assert deadletter.count(redis) == 0
+        assert deadletters.count(redis) == 0
 
     def test_all_receivers_failing_ends_in_a_dead_letter(
         self, redis, receiver, second_receiver, env, tmp_path
@@ -121,10 +122,10 @@ class TestFallback:
         receiver.default = Reply(500)
         second_receiver.default = Reply(500)
         events = enriched(131049, 3)
-        alerts.submit(redis, events, route(receivers=("primary", "secondary")))
-        drive(redis, lambda: deadletter.count(redis) == 1)
+        groups.submit(redis, events, route(receivers=("primary", "secondary")))
+        drive(redis, lambda: deadletters.count(redis) == 1)
         assert (len(receiver.requests), len(second_receiver.requests)) == (2, 2)
-        [dead] = deadletter.entries(redis)
+        [dead] = deadletters.entries(redis)
         assert dead.kind == "alert"
         assert "secondary" in dead.reason
         assert sorted(dead.item["event_ids"]) == sorted(e["event_id"] for e in events)
@@ -137,7 +138,7 @@ class TestApprise:
         """An apprise json:// URL receives a readable Japanese title and body."""
         host_port = receiver.url.removeprefix("http://")
         env.setenv("WASTATUS_ALERT_URLS", f"json://{host_port}/apprise")
-        alerts.submit(redis, enriched(131049, 5), route())
+        groups.submit(redis, enriched(131049, 5), route())
         drive(redis, lambda: len(receiver.requests) >= 1)
         sent = receiver.requests[0].json()
         assert receiver.requests[0].path.startswith("/apprise")
@@ -151,7 +152,7 @@ class TestApprise:
         host_port = receiver.url.removeprefix("http://")
         env.setenv("WASTATUS_ALERT_URLS", f"json://{host_port}/apprise")
         env.setenv("WASTATUS_LANG", "en")
-        alerts.submit(redis, enriched(131049, 2), route())
+        groups.submit(redis, enriched(131049, 2), route())
         drive(redis, lambda: len(receiver.requests) >= 1)
         sent = receiver.requests[0].json()
         assert sent["title"].startswith("[wastatus] New failure")
@@ -171,9 +172,9 @@ class TestApprise:
         worker's start check) goes to the dead letters, unsent."""
         spec = {"name": "wa", "type": "apprise", "url": "whatsapp://token@123/456"}
         env.setenv("WASTATUS_RULES", _rules_file(tmp_path, spec))
-        alerts.submit(redis, enriched(131049, 1), route(receivers=("wa",)))
-        drive(redis, lambda: deadletter.count(redis) == 1)
-        assert "WhatsApp" in deadletter.entries(redis)[0].reason
+        groups.submit(redis, enriched(131049, 1), route(receivers=("wa",)))
+        drive(redis, lambda: deadletters.count(redis) == 1)
+        assert "WhatsApp" in deadletters.entries(redis)[0].reason
 
 
 class TestLogReceiver:
@@ -182,7 +183,7 @@ class TestLogReceiver:
         assert receivers.default_chain() == ("log",)
         caplog.set_level(logging.WARNING, logger="wastatus.alerts")
         events = enriched(131049, 2)
-        alerts.submit(redis, events, route())
+        groups.submit(redis, events, route())
         drive(redis, lambda: any(r.getMessage() == "alert" for r in caplog.records))
         record = next(r for r in caplog.records if r.getMessage() == "alert")
         assert record.fields["alert"]["count"] == 2

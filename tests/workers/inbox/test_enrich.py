@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.enrich import enrich
+from workers.inbox.enrich import enrich
 
 
 def event(errors, api="cloud") -> dict:

@@ -7,7 +7,10 @@ import json
 import pytest
 
 from tests.workers.alerting import drive, enriched, route
-from workers import alert_text, alerts, ledger, logs
+from workers import logs
+from workers.alerting import groups as alerts
+from workers.alerting import text as alert_text
+from workers.outcomes import ledger
 from workers.settings import read
 
 NUMBER = "819012345678"

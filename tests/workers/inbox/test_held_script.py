@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis as redis_lib
 
-from workers.held_script import HeldScript
+from workers.inbox.held_script import HeldScript
 
 COUNT_AND_ECHO = """
 redis.call('INCR', KEYS[1])
@@ -61,7 +61,7 @@ class TestHeldScript:
         assert script(["counter"], ["b"]) == [6, b"b"]
 
     def test_an_unreachable_redis_raises_connection_error(self):
-        from workers.redis_server import free_port
+        from webhook.cli.redis_server import free_port
 
         client = redis_lib.Redis(port=free_port(), socket_connect_timeout=0.5)
         with pytest.raises(redis_lib.ConnectionError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workers.rules import Route, Rules
+from workers.routing.rules import Route, Rules
 
 
 def event_value(event: Mapping[str, Any], key: str) -> Any:

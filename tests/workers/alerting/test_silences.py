@@ -9,7 +9,8 @@ import time
 import pytest
 
 from tests.workers.alerting import drive, drive_for, enriched, route
-from workers import alerts, ledger, silences
+from workers.alerting import groups, silences
+from workers.outcomes import ledger
 from workers.settings import read
 
 
@@ -59,7 +60,7 @@ class TestSilencing:
         silence = silences.add(redis, {"code": 131049}, time.time() + 3600, comment="known")
         quiet = enriched(131049, 30)
         loud = enriched(131026, 2)
-        alerts.submit(redis, quiet + loud, route())
+        groups.submit(redis, quiet + loud, route())
         drive(redis, lambda: len(hook.requests) >= 1)
         drive_for(redis, 1.2)
         assert [request.json()["alerts"][0]["code"] for request in hook.requests] == [131026]
@@ -72,7 +73,7 @@ class TestSilencing:
         """A batch whose every event is silenced still writes its ledger entries and counts."""
         silences.add(redis, {"code": 131049}, time.time() + 3600)
         quiet = enriched(131049, 4)
-        alerts.submit(redis, quiet, route())
+        groups.submit(redis, quiet, route())
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in quiet])
         assert set(outcomes.values()) == {"silenced"}
         assert silences.active(redis, settings=read({}))[0]["silenced"] == 4
@@ -80,9 +81,9 @@ class TestSilencing:
     def test_expired_silence_lets_events_through(self, redis, hook):
         """Once a silence expires, the events it matched alert again."""
         silence = silences.add(redis, {"code": 131049}, time.time() + 3600)
-        alerts.submit(redis, enriched(131049, 2), route())
+        groups.submit(redis, enriched(131049, 2), route())
         silences.expire(redis, silence["id"])
-        alerts.submit(redis, enriched(131049, 3), route())
+        groups.submit(redis, enriched(131049, 3), route())
         drive(redis, lambda: len(hook.requests) >= 1)
         assert hook.requests[0].json()["count"] == 3
 
@@ -90,10 +91,10 @@ class TestSilencing:
         """A silence on a country prefix and one number leaves other numbers and countries."""
         silences.add(redis, {"recipient_prefix": "81", "phone_number_id": "111"},
                      time.time() + 3600)  # fmt: skip
-        alerts.submit(redis, enriched(131049, 2, phone_number_id="111"), route())
-        alerts.submit(redis, enriched(131049, 3, phone_number_id="111", recipient_id="4477"),
+        groups.submit(redis, enriched(131049, 2, phone_number_id="111"), route())
+        groups.submit(redis, enriched(131049, 3, phone_number_id="111", recipient_id="4477"),
                       route())  # fmt: skip
-        alerts.submit(redis, enriched(131049, 4, phone_number_id="222"), route())
+        groups.submit(redis, enriched(131049, 4, phone_number_id="222"), route())
         drive(redis, lambda: len(hook.requests) >= 2)
         assert sorted(r.json()["count"] for r in hook.requests) == [3, 4]
 
@@ -109,7 +110,7 @@ class TestSilencing:
         [active] = silences.active(redis)
         assert active["comment"] == "campaign"
         assert active["source"] == "rules"
-        alerts.submit(redis, enriched(131049, 5) + enriched(131026, 1), route())
+        groups.submit(redis, enriched(131049, 5) + enriched(131026, 1), route())
         drive(redis, lambda: len(hook.requests) >= 1)
         drive_for(redis, 1.2)
         assert [r.json()["alerts"][0]["code"] for r in hook.requests] == [131026]

@@ -2,7 +2,7 @@
 
 Silences come from two places: Redis (`wastatus silence add`, kept in the hash `SILENCES`)
 and the rules file's `silences:` list (`Rules.silences`: dicts `{matchers, until, comment}`).
-Matchers use the same keys and semantics as routes (`workers.rules.MATCHER_KEYS`: api, code,
+Matchers use the same keys and semantics as routes (`workers.routing.rules.MATCHER_KEYS`: api, code,
 category, severity, retry, phone_number_id, waba_id, recipient_prefix, status, kind); a list
 value means any of them. An expired silence stays
 listed (with `--all`) for `WASTATUS_SILENCE_RETENTION` (a week) so people see what was
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 import redis
 from prometheus_client import Counter
 
-from workers import routing, rules
+from workers.routing import router, rules
 from workers.settings import Settings, current
 
 SILENCES = "wastatus:silences"
@@ -44,7 +44,7 @@ class SilenceError(ValueError):
 
 def matches(event: Mapping, matchers: Mapping[str, object]) -> bool:
     """True when every matcher holds for the enriched `event` (the routes' own semantics)."""
-    return routing.matches(matchers, event)
+    return router.matches(matchers, event)
 
 
 def validate_matchers(matchers: Mapping[str, object]) -> dict:

@@ -22,7 +22,11 @@ from importlib.resources import files
 import redis
 
 from workers import fastjson
-from workers.held_script import HeldScript
+from workers.bounds import encoded
+from workers.inbox.held_script import HeldScript
+from workers.jobs import FAILURE_TTL
+from workers.outcomes import ledger
+from workers.outcomes.deadletters import Removal
 from workers.queues import EVENTS, get_queue
 
 INBOX = "wastatus:inbox"
@@ -43,7 +47,7 @@ DRAIN_FLAG_SECONDS = 5
 DEFAULT_DEDUP_SECONDS = 8 * 86400
 DRAIN_JOB = "workers.drain.drain_inbox"
 
-_STORE_SCRIPT = files("workers").joinpath("intake_store.lua").read_text()
+_STORE_SCRIPT = files("workers.inbox").joinpath("intake_store.lua").read_text()
 _store_scripts: weakref.WeakKeyDictionary[redis.Redis, HeldScript] = weakref.WeakKeyDictionary()
 _store_scripts_lock = threading.Lock()  # granian's threads: one HeldScript per client, not two
 
@@ -145,4 +149,19 @@ def oldest_age(connection: redis.Redis, now: float | None = None) -> float:
 
 def schedule_drain(connection: redis.Redis) -> None:
     """Queue a drain job; enqueued by dotted path so the web side need not import jobs."""
-    get_queue(connection, EVENTS).enqueue(DRAIN_JOB, result_ttl=0, failure_ttl=7 * 86400)
+    get_queue(connection, EVENTS).enqueue(DRAIN_JOB, result_ttl=0, failure_ttl=FAILURE_TTL)
+
+
+def requeue(connection: redis.Redis, event: dict, also: Removal | None = None) -> None:
+    """Put a dead-lettered event back into the inbox, so the drain job routes it from the start.
+
+    It goes round again, so its first outcome is forgotten in the same transaction (and `also`
+    adds the dead letter's removal to it): it will end in one outcome again, not in a conflict.
+    """
+    with connection.pipeline() as pipe:
+        ledger.reopen(pipe, [event.get("event_id")])
+        pipe.lpush(INBOX, encoded(event))
+        if also is not None:
+            also(pipe)
+        pipe.execute()
+    schedule_drain(connection)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from workers.enrich import enrich
-from workers.routing import matches, route
-from workers.rules import load_rules, parse_rules, route_defaults
+from workers.inbox.enrich import enrich
+from workers.routing.router import matches, route
+from workers.routing.rules import load_rules, parse_rules, route_defaults
 from workers.settings import read
 
 ENV_RETRY = {"WASTATUS_RETRY_URL": "http://127.0.0.1:9/resend"}

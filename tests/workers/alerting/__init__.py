@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 import catalog
 from workers import queues
-from workers.rules import Route
+from workers.routing.rules import Route
 
 _serial = itertools.count()
 

@@ -8,7 +8,10 @@ import pytest
 
 from tests.receiver import Reply
 from tests.workers.alerting import drive, enriched, route
-from workers import alerts, deadletter, intake, ledger
+from workers.alerting import groups
+from workers.inbox import intake
+from workers.outcomes import deadletters, ledger
+from workers.replay import replay
 
 
 def dead_alert(redis, receiver, monkeypatch, count: int):
@@ -19,67 +22,67 @@ def dead_alert(redis, receiver, monkeypatch, count: int):
     monkeypatch.delenv("WASTATUS_ALERT_URLS", raising=False)
     receiver.default = Reply(500)
     events = enriched(131049, count)
-    alerts.submit(redis, events, route())
-    drive(redis, lambda: deadletter.count(redis) == 1)
-    [dead] = deadletter.entries(redis)
+    groups.submit(redis, events, route())
+    drive(redis, lambda: deadletters.count(redis) == 1)
+    [dead] = deadletters.entries(redis)
     return events, dead
 
 
 class TestStore:
     def test_put_list_and_count(self, redis):
         """Items come back whole, oldest first, and count says how many there are."""
-        first = deadletter.put(redis, "retry", {"event": {"event_id": "a"}}, "5 attempts")
-        second = deadletter.put(redis, "event", {"event": {"event_id": "b"}}, "crashed 3 times")
-        found = deadletter.entries(redis)
+        first = deadletters.put(redis, "retry", {"event": {"event_id": "a"}}, "5 attempts")
+        second = deadletters.put(redis, "event", {"event": {"event_id": "b"}}, "crashed 3 times")
+        found = deadletters.entries(redis)
         assert [entry.id for entry in found] == [first, second]
         assert found[0].item == {"event": {"event_id": "a"}}
         assert found[1].reason == "crashed 3 times"
-        assert deadletter.count(redis) == 2
-        assert [entry.id for entry in deadletter.entries(redis, kind="event")] == [second]
+        assert deadletters.count(redis) == 2
+        assert [entry.id for entry in deadletters.entries(redis, kind="event")] == [second]
 
     def test_put_on_a_pipeline_lands_with_it(self, redis):
         """put works on a pipeline, so it lands atomically with a ledger entry."""
         with redis.pipeline() as pipe:
-            dead_id = deadletter.put(pipe, "event", {"event_id": "c"}, "poison")
+            dead_id = deadletters.put(pipe, "event", {"event_id": "c"}, "poison")
             ledger.record(pipe, "dead", ["c"])
-            assert deadletter.count(redis) == 0
+            assert deadletters.count(redis) == 0
             pipe.execute()
-        assert deadletter.get(redis, dead_id).kind == "event"
+        assert deadletters.get(redis, dead_id).kind == "event"
         assert ledger.outcomes_of(redis, ["c"]) == {"c": "dead"}
 
     def test_unknown_kind_is_refused(self, redis):
         """Only the documented kinds are accepted."""
         with pytest.raises(ValueError, match="unknown dead-letter kind"):
-            deadletter.put(redis, "misc", {}, "why")
+            deadletters.put(redis, "misc", {}, "why")
 
 
 class TestReplay:
     def test_event_replay_goes_back_to_the_inbox(self, redis):
         """A retry or poison event is pushed back into the inbox with a drain job queued."""
         event = enriched(131000, 1)[0]
-        dead_id = deadletter.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
-        done = deadletter.replay(redis, dead_id)
+        dead_id = deadletters.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
+        done = replay(redis, dead_id)
         assert done == {"id": dead_id, "kind": "retry", "requeued": "inbox",
                         "event_id": event["event_id"]}  # fmt: skip
         assert json.loads(redis.lindex(intake.INBOX, 0))["event_id"] == event["event_id"]
-        assert deadletter.count(redis) == 0
+        assert deadletters.count(redis) == 0
 
     def test_unknown_id_raises(self, redis):
         """Replaying an id that is not there says so."""
-        with pytest.raises(deadletter.UnknownDeadLetter):
-            deadletter.replay(redis, "0000000000000-nope")
+        with pytest.raises(deadletters.UnknownDeadLetter):
+            replay(redis, "0000000000000-nope")
 
     def test_dead_alert_replays_once_the_receiver_is_back(self, redis, receiver, monkeypatch):
         """A notification that died while the receiver was down is delivered on replay."""
         events, dead = dead_alert(redis, receiver, monkeypatch, 4)
         receiver.default = Reply(200)
-        done = deadletter.replay(redis, dead.id)
+        done = replay(redis, dead.id)
         assert done["requeued"] == "notification"
         drive(redis, lambda: len(receiver.requests) >= 2)
         replayed = receiver.requests[1].json()
         assert replayed["count"] == 4
         assert replayed["replay_of"] == dead.item["notification_id"]
-        assert deadletter.count(redis) == 0
+        assert deadletters.count(redis) == 0
         # delivered at last: the events end alerted, their dead outcome forgotten, no conflict
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"alerted"}
@@ -90,9 +93,9 @@ class TestReplay:
     def test_a_replayed_alert_that_dies_again_is_dead_once(self, redis, receiver, monkeypatch):
         """Replayed while the receiver is still down: a new dead letter, events dead once."""
         events, dead = dead_alert(redis, receiver, monkeypatch, 3)
-        deadletter.replay(redis, dead.id)
-        drive(redis, lambda: len(receiver.requests) >= 2 and deadletter.count(redis) == 1)
-        [again] = deadletter.entries(redis)
+        replay(redis, dead.id)
+        drive(redis, lambda: len(receiver.requests) >= 2 and deadletters.count(redis) == 1)
+        [again] = deadletters.entries(redis)
         assert again.id != dead.id and again.item["event_ids"]
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"dead"}
@@ -115,9 +118,9 @@ class TestReplayLedger:
         monkeypatch.setenv("WASTATUS_RULES", str(rules))
         event = enriched(131000, 1)[0]
         ledger.record(redis, "alerted", [event["event_id"]])
-        dead_id = deadletter.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
+        dead_id = deadletters.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
 
-        deadletter.replay(redis, dead_id)
+        replay(redis, dead_id)
         worker_queues = [queues.get_queue(redis, name) for name in queues.ALL]
         SimpleWorker(worker_queues, connection=redis, serializer=JSONSerializer).work(burst=True)
 

@@ -6,7 +6,9 @@ import pytest
 
 from tests.receiver import Reply
 from tests.workers.alerting import drive, drive_for, enriched, route, run_once
-from workers import alerts, ledger, notifications
+from workers.alerting import groups, notifications
+from workers.jobs import Lock
+from workers.outcomes import ledger
 from workers.signing import generate_secret, verify_standard_webhook
 
 
@@ -25,7 +27,7 @@ def hook(receiver, monkeypatch):
 
 def _submit(redis, events, the_route, batch=250):
     for start in range(0, len(events), batch):
-        alerts.submit(redis, events[start : start + batch], the_route)
+        groups.submit(redis, events[start : start + batch], the_route)
 
 
 class TestGrouping:
@@ -41,7 +43,7 @@ class TestGrouping:
         assert alert["count"] == 1000
         assert alert["new"] == 1000
         assert alert["truncated"] is True
-        assert len(alert["alerts"]) == alerts.SAMPLE_SIZE
+        assert len(alert["alerts"]) == groups.SAMPLE_SIZE
         assert alert["receiver"] == "webhook"
         assert alert["alerts"][0]["code"] == 131049
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
@@ -87,11 +89,11 @@ class TestOpenGroupCount:
     def test_counts_what_open_groups_lists_and_skips_a_group_whose_hash_is_gone(self, redis):
         """/metrics' cheap count agrees with `open_groups`, stale index entries included."""
         for code in (131049, 131026, 131047):
-            alerts.submit(redis, enriched(code, 2), route(group_wait=3600))
-        assert alerts.open_group_count(redis) == len(alerts.open_groups(redis)) == 3
-        gid = redis.zrange(alerts.GROUPS, 0, 0)[0].decode()
-        redis.delete(alerts.group_hash(gid))  # left in the index, as after a lost flush
-        assert alerts.open_group_count(redis) == len(alerts.open_groups(redis)) == 2
+            groups.submit(redis, enriched(code, 2), route(group_wait=3600))
+        assert groups.open_group_count(redis) == len(groups.open_groups(redis)) == 3
+        gid = redis.zrange(groups.GROUPS, 0, 0)[0].decode()
+        redis.delete(groups.group_hash(gid))  # left in the index, as after a lost flush
+        assert groups.open_group_count(redis) == len(groups.open_groups(redis)) == 2
 
 
 class TestIntervals:
@@ -118,7 +120,7 @@ class TestIntervals:
         _submit(redis, enriched(131049, 1), the_route)
         drive_for(redis, 1.2)
         assert len(hook.requests) == 1
-        [group] = alerts.open_groups(redis)
+        [group] = groups.open_groups(redis)
         assert (group["count"], group["pending"]) == (2, 1)
 
     def test_unchanged_group_repeats(self, redis, hook):
@@ -136,7 +138,7 @@ class TestIntervals:
         the_route = route()
         _submit(redis, enriched(131049, 1), the_route)
         drive(redis, lambda: len(hook.requests) >= 1)
-        drive(redis, lambda: alerts.open_groups(redis) == [])
+        drive(redis, lambda: groups.open_groups(redis) == [])
         _submit(redis, enriched(131049, 1), the_route)
         drive(redis, lambda: len(hook.requests) >= 2)
         assert hook.requests[1].json()["status"] == "firing"
@@ -148,11 +150,11 @@ class TestRestarts:
         """A flush whose job id is not the group's current one neither sends nor moves events."""
         events = enriched(131049, 2)
         _submit(redis, events, route(group_wait=3600))
-        gid = alerts.group_id(alerts.group_label(events[0], route()))
-        assert alerts.flush_group(gid, job_id="wastatus-flush-old", connection=redis) == "stale"
+        gid = groups.group_id(groups.group_label(events[0], route()))
+        assert groups.flush_group(gid, job_id="wastatus-flush-old", connection=redis) == "stale"
         run_once(redis)
         assert hook.requests == []
-        assert alerts.open_groups(redis)[0]["pending"] == 2
+        assert groups.open_groups(redis)[0]["pending"] == 2
 
     def test_lost_jobs_are_recovered_once(self, redis, hook):
         """When scheduled jobs are lost (Redis restart, killed worker), recover sends once."""
@@ -161,7 +163,7 @@ class TestRestarts:
         redis.delete(*redis.keys("rq:scheduled:*"))  # the scheduled flush is gone
         drive_for(redis, 1.2)
         assert hook.requests == []
-        assert alerts.recover(redis, grace=0) == 1
+        assert groups.recover(redis, grace=0) == 1
         drive(redis, lambda: len(hook.requests) >= 1)
         drive_for(redis, 1.2)
         assert len(hook.requests) == 1
@@ -177,7 +179,7 @@ class TestRestarts:
         redis.delete(*redis.keys("rq:scheduled:*"))  # the scheduled retry is gone
         drive_for(redis, 1.2)
         assert len(hook.requests) == 1
-        assert alerts.recover(redis, grace=0) == 1
+        assert groups.recover(redis, grace=0) == 1
         drive(redis, lambda: len(hook.requests) >= 2)
         drive_for(redis, 1.2)
         assert [request.status for request in hook.requests] == [500, 200]
@@ -189,12 +191,12 @@ class TestRestarts:
         monkeypatch.setenv("WASTATUS_GROUP_RESOLVE", "0.3")
         the_route = route(group_wait=0)
         events = enriched(131049, 1)
-        gid = alerts.group_id(alerts.group_label(events[0], the_route))
+        gid = groups.group_id(groups.group_label(events[0], the_route))
         _submit(redis, events, the_route)
-        first_job = redis.hget(alerts.group_hash(gid), "job")
-        drive(redis, lambda: alerts.open_groups(redis) == [])
+        first_job = redis.hget(groups.group_hash(gid), "job")
+        drive(redis, lambda: groups.open_groups(redis) == [])
         _submit(redis, enriched(131049, 1), the_route)
-        assert redis.hget(alerts.group_hash(gid), "job") != first_job
+        assert redis.hget(groups.group_hash(gid), "job") != first_job
         drive(redis, lambda: len(hook.requests) >= 2)
 
     def test_locked_flush_hands_its_turn_on(self, redis, hook):
@@ -202,14 +204,14 @@ class TestRestarts:
         events = enriched(131049, 2)
         the_route = route(group_wait=3600)
         _submit(redis, events, the_route)
-        gid = alerts.group_id(alerts.group_label(events[0], the_route))
-        job = redis.hget(alerts.group_hash(gid), "job").decode()
-        other = notifications.Lock(redis, "flush:" + gid)
+        gid = groups.group_id(groups.group_label(events[0], the_route))
+        job = redis.hget(groups.group_hash(gid), "job").decode()
+        other = Lock(redis, "flush:" + gid)
         assert other.acquire()
-        assert alerts.flush_group(gid, job_id=job, connection=redis) == "locked"
+        assert groups.flush_group(gid, job_id=job, connection=redis) == "locked"
         other.release()
-        assert redis.hget(alerts.group_hash(gid), "job").decode() != job
-        redis.hset(alerts.group_hash(gid), "due", "0")  # due now, not in an hour
+        assert redis.hget(groups.group_hash(gid), "job").decode() != job
+        redis.hset(groups.group_hash(gid), "due", "0")  # due now, not in an hour
         drive(redis, lambda: len(hook.requests) >= 1)
         assert hook.requests[0].json()["count"] == 2
 
@@ -218,11 +220,11 @@ class TestRestarts:
         events = enriched(131049, 3)
         the_route = route(group_wait=0.1)
         _submit(redis, events, the_route)
-        gid = alerts.group_id(alerts.group_label(events[0], the_route))
-        job = redis.hget(alerts.group_hash(gid), "job").decode()
+        gid = groups.group_id(groups.group_label(events[0], the_route))
+        job = redis.hget(groups.group_hash(gid), "job").decode()
         drive(redis, lambda: len(hook.requests) >= 1)
         # the rerun finds its notification delivered already: nothing more is sent
-        assert alerts.flush_group(gid, job_id=job, connection=redis) == "resumed"
+        assert groups.flush_group(gid, job_id=job, connection=redis) == "resumed"
         drive_for(redis, 1.2)
         assert len(hook.requests) == 1
 
@@ -260,7 +262,7 @@ class TestOpenGroups:
     def test_open_groups_lists_state_for_status(self, redis, hook):
         """open_groups shows key, receiver, count, first/last seen and the next flush."""
         _submit(redis, enriched(131049, 7), route(group_wait=3600))
-        [group] = alerts.open_groups(redis)
+        [group] = groups.open_groups(redis)
         assert group["count"] == 7
         assert group["receiver"] == "(default)"
         assert group["group_key"].startswith("test:phone_number_id=")

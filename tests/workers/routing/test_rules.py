@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from webhook.cli import main
-from workers.rules import Route, RulesError, load_rules
+from workers.routing.rules import Route, RulesError, load_rules
 from workers.settings import parse_duration, read
 
-RULES = Path(__file__).parent.parent / "fixtures" / "rules"
+RULES = Path(__file__).parents[2] / "fixtures" / "rules"
 FIXTURES = RULES.parent
 
 

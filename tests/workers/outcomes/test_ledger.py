@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers import ledger, stats
+from workers.outcomes import ledger, stats
 
 DAY = 86400.0
 NOW = 1_700_000_000.0

@@ -1,0 +1,1 @@
+"""Alerting: groups of failures (groups) become notifications delivered to receivers."""

@@ -1,0 +1,275 @@
+"""The notification log: each alert notification, its delivery attempts, and how it ended.
+
+A flush writes a notification record (hash `record_key(nid)`) and moves the group's event ids
+into `events_key(nid)`; `deliver` (an RQ job on `wastatus-alerts`) tries the route's receivers
+in order: each up to `WASTATUS_ALERT_ATTEMPTS` times with exponential backoff and jitter,
+waiting at least what a 429's Retry-After asks (scheduled jobs, never a sleep in the worker),
+then the next receiver, finally a dead letter. The ledger is written with the final state,
+in one transaction: "alerted" when a receiver accepted the notification, "dead" when none did.
+
+Like groups, a record names the one job allowed to act on it; `recover` re-issues a delivery
+that is overdue, so a killed worker or a Redis restart neither loses nor repeats a notification
+(a receiver may still see a send twice if a worker dies between its 2xx and our write:
+`webhook-id` is the notification id, stable across attempts, for receivers to deduplicate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import time
+from collections.abc import Mapping
+
+import redis
+
+from workers.alerting import receivers
+from workers.alerting import text as alert_text
+from workers.jobs import (
+    Lock,
+    current_job_id,
+    decode_hash,
+    enqueue_once,
+    job_connection,
+    new_id,
+    overdue,
+)
+from workers.outcomes import deadletters, ledger
+from workers.outcomes.deadletters import Removal
+from workers.queues import ALERTS, get_queue
+from workers.settings import Settings, current
+
+RECORD_PREFIX = "wastatus:alerts:notification:"
+OUTBOX = "wastatus:alerts:outbox"
+"""Sorted set of notification ids not yet delivered nor dead, by when their next try is due."""
+
+KEEP_SECONDS = 7 * 86400
+"""How long a finished notification record stays readable (the notification log)."""
+
+DELIVER_JOB = "workers.alerting.notifications.deliver"
+RETRY_AFTER_MAX = 86400.0
+VERSION = 1
+
+
+def record_key(nid: str) -> str:
+    return RECORD_PREFIX + nid
+
+
+def events_key(nid: str) -> str:
+    return RECORD_PREFIX + nid + ":events"
+
+
+def job_id(nid: str, seq: int) -> str:
+    return f"wastatus-deliver-{nid}-{seq}"
+
+
+def opening(nid: str, now: float) -> dict[str, str | int]:
+    """The delivery state every new record starts with, a flush's as a replay's: the first
+    receiver's first try, by job `job_id(nid, 1)`, due now. This module owns the record; a flush
+    writes these fields in its own script only because the record must appear atomically with
+    the group's events moving into it."""
+    stamp = f"{now:.3f}"
+    return {"receiver_index": 0, "attempt": 1, "seq": 1, "job": job_id(nid, 1), "due": stamp,
+            "created_at": stamp, "state": "pending"}  # fmt: skip
+
+
+def backoff(attempt: int, retry_after: float | None, settings: Settings | None = None) -> float:
+    """Seconds before try `attempt + 1`: doubling with equal jitter, at least Retry-After."""
+    settings = settings or current()
+    base, ceiling = settings.alert_retry_base, settings.alert_retry_max
+    delay = min(ceiling, base * 2 ** (attempt - 1))
+    delay = delay / 2 + random.uniform(0, delay / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_AFTER_MAX))
+    return delay
+
+
+def enqueue(connection: redis.Redis, nid: str, job: str, delay: float) -> None:
+    """Queue the delivery job `job` for `nid`, now or (whole seconds, rounded up) after `delay`."""
+    at = None if delay <= 0 else time.time() + delay
+    enqueue_once(get_queue(connection, ALERTS), DELIVER_JOB, nid, job, at)
+
+
+def iso(timestamp: float | str | None) -> str | None:
+    """Unix seconds as ISO-8601 UTC with a Z, as the alert JSON shows times."""
+    if timestamp in (None, ""):
+        return None
+    moment = dt.datetime.fromtimestamp(float(timestamp), dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def payload(nid: str, state: Mapping[str, str], receiver: str | None,
+            settings: Settings | None = None) -> dict:  # fmt: skip
+    """The alert JSON (see docs/alerts.md) of notification `nid` addressed to `receiver`."""
+    meta = json.loads(state["meta"])
+    sample = json.loads(state.get("sample") or "[]")
+    items = [json.loads(item) for item in sample] if isinstance(sample, list) else []
+    count = int(state.get("count") or 0)
+    alert = {
+        "version": VERSION,
+        "id": nid,
+        "receiver": receiver,
+        "route": meta.get("route"),
+        "group_key": state.get("group_key"),
+        "status": state.get("status"),
+        "retry_exhausted": bool(meta.get("retry_exhausted")),
+        "count": count,
+        "new": int(state.get("events") or 0),
+        "first_seen": iso(state.get("first_seen")),
+        "last_seen": iso(state.get("last_seen")),
+        "truncated": count > len(items),
+        "alerts": items,
+    }
+    if state.get("replay_of"):
+        alert["replay_of"] = state["replay_of"]
+    lang = (settings or current()).lang
+    alert["lang"] = lang
+    alert["title"] = alert_text.title(alert, lang)
+    return alert
+
+
+def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = None) -> str:
+    """RQ job: one try at delivering notification `nid`; schedules the next try if it fails."""
+    connection = connection or job_connection()
+    owner = current_job_id()
+    job = job or owner
+    settings = current()
+    lock = Lock(connection, "deliver:" + nid, owner=owner)
+    if not lock.acquire():
+        return "locked"
+    try:
+        state = decode_hash(connection.hgetall(record_key(nid)))
+        if not state or state.get("state") != "pending":
+            connection.zrem(OUTBOX, nid)
+            return "done"
+        if job is not None and state.get("job") != job:
+            return "stale"
+        errors = json.loads(state.get("errors") or "[]")
+        meta = json.loads(state["meta"])
+        try:
+            chain = receivers.chain(meta.get("receivers") or (), settings)
+        except receivers.ReceiverConfigError as error:
+            return _dead(connection, nid, state, [*errors, str(error)])
+        index, attempt = int(state.get("receiver_index") or 0), int(state.get("attempt") or 1)
+        if index >= len(chain):
+            return _dead(connection, nid, state, [*errors, "the route has no receiver left"])
+        receiver = chain[index]
+        done = json.loads(state.get("done") or "[]")
+        alert = payload(nid, state, receiver.name, settings)
+        result = receivers.send(receiver, alert, nid, done, settings)
+        if result.ok:
+            _finish(connection, nid, state, "delivered", receiver.name)
+            return "delivered"
+        errors.append(f"{receiver.name} try {attempt}: {result.error}")
+        if attempt < settings.alert_attempts:
+            delay = backoff(attempt, result.retry_after, settings)
+            _again(connection, nid, index, attempt + 1, delay, errors, result.done_targets)
+            return "retrying"
+        if index + 1 < len(chain):
+            _again(connection, nid, index + 1, 1, 0.0, errors, ())
+            return "fallback"
+        return _dead(connection, nid, state, errors)
+    finally:
+        lock.release()
+
+
+def _again(connection: redis.Redis, nid: str, index: int, attempt: int, delay: float,
+           errors: list[str], done: tuple[int, ...]) -> None:  # fmt: skip
+    due = time.time() + delay
+    seq = connection.hincrby(record_key(nid), "seq", 1)
+    job = job_id(nid, seq)
+    with connection.pipeline() as pipe:
+        pipe.hset(record_key(nid), mapping={
+            "receiver_index": index, "attempt": attempt, "job": job, "due": f"{due:.3f}",
+            "errors": json.dumps(errors[-20:], ensure_ascii=False), "done": json.dumps(list(done)),
+        })  # fmt: skip
+        pipe.zadd(OUTBOX, {nid: due})
+        pipe.execute()
+    enqueue(connection, nid, job, delay)
+
+
+def _finish(
+    connection: redis.Redis,
+    nid: str,
+    state: Mapping[str, str],
+    outcome: str,
+    receiver: str | None,
+    dead_item: dict | None = None,
+    reason: str = "",
+) -> None:
+    """Mark `nid` delivered or dead and write its events' ledger outcome, all at once."""
+    ids = [raw.decode() for raw in connection.smembers(events_key(nid))]
+    with connection.pipeline() as pipe:
+        pipe.hset(record_key(nid), mapping={"state": outcome, "finished_at": f"{time.time():.3f}",
+                                            "delivered_to": receiver or ""})  # fmt: skip
+        pipe.zrem(OUTBOX, nid)
+        pipe.expire(record_key(nid), KEEP_SECONDS)
+        # The ids are in the ledger (and in the dead letter) now: kept here too they cost
+        # about 85 bytes a failure for a week.
+        pipe.delete(events_key(nid))
+        if dead_item is not None:
+            deadletters.put(pipe, "alert", {**dead_item, "event_ids": ids}, reason)
+        ledger.record(pipe, "alerted" if outcome == "delivered" else "dead", ids)
+        pipe.execute()
+
+
+def _dead(connection: redis.Redis, nid: str, state: Mapping[str, str], errors: list[str]) -> str:
+    item = {
+        "notification_id": nid,
+        "alert": payload(nid, state, None),
+        # The sample is kept once, as the alert's `alerts`; `redeliver` rebuilds it from there.
+        "state": {key: value for key, value in state.items()
+                  if key in ("group_key", "status", "count", "events", "first_seen",
+                             "last_seen", "meta", "gid")},
+        "errors": errors[-20:],
+    }  # fmt: skip
+    reason = errors[-1] if errors else "no receiver accepted the notification"
+    _finish(connection, nid, state, "dead", None, item, reason)
+    return "dead"
+
+
+def redeliver(connection: redis.Redis, item: Mapping, also: Removal | None = None) -> str:
+    """Send a dead-lettered notification again from the first receiver; returns the new id.
+
+    Its events' `dead` outcome is forgotten in the same transaction (and `also` adds the dead
+    letter's removal to it), so they end in the outcome of this delivery (alerted, or dead
+    again), not in a conflict."""
+    nid = new_id()
+    now = time.time()
+    start = opening(nid, now)
+    state = dict(item.get("state") or {})
+    if "sample" not in state:  # kept once, in the dead-lettered alert
+        alerts = (item.get("alert") or {}).get("alerts") or []
+        state["sample"] = json.dumps([json.dumps(entry, ensure_ascii=False) for entry in alerts],
+                                     ensure_ascii=False)  # fmt: skip
+    with connection.pipeline() as pipe:
+        pipe.hset(record_key(nid), mapping={
+            **state, **start, "replay_of": item.get("notification_id") or "unknown",
+        })  # fmt: skip
+        if item.get("event_ids"):
+            pipe.sadd(events_key(nid), *item["event_ids"])
+            ledger.reopen(pipe, item["event_ids"])
+        pipe.zadd(OUTBOX, {nid: now})
+        if also is not None:
+            also(pipe)
+        pipe.execute()
+    enqueue(connection, nid, str(start["job"]), 0.0)
+    return nid
+
+
+def get(connection: redis.Redis, nid: str) -> dict | None:
+    """A notification record as stored (state, receiver index, attempt, errors …), or None."""
+    state = decode_hash(connection.hgetall(record_key(nid)))
+    return state or None
+
+
+def recover(connection: redis.Redis, before: float) -> int:
+    """Issue again deliveries that were due before `before` and did not run; returns how many."""
+    reissued = 0
+    for nid, seq in overdue(connection, OUTBOX, before, "deliver:%s", RECORD_PREFIX + "%s"):
+        job = job_id(nid, seq)
+        connection.hset(record_key(nid), mapping={"job": job, "due": f"{time.time():.3f}"})
+        connection.zadd(OUTBOX, {nid: time.time()})
+        enqueue(connection, nid, job, 0.0)
+        reissued += 1
+    return reissued

@@ -1,0 +1,1 @@
+"""Outcomes: how each failure ended (ledger), what could not end (dead letters), counts (stats)."""

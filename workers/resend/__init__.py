@@ -1,0 +1,1 @@
+"""Resends: asking the business's sender to send a message again (schedule, sender)."""

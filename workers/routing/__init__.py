@@ -1,0 +1,1 @@
+"""Routing: the rules file (rules) and the pure decision of where an event goes (router)."""
