@@ -56,6 +56,12 @@ EVENTS_STORED = Counter(
     "Failure events stored for the workers, and duplicates not stored again.",
     ["result"],
 )
+WEBHOOK_SECONDS = Histogram(
+    "wastatus_webhook_request_seconds",
+    "Time the app took to answer a webhook POST, by outcome (as wastatus_webhook_requests).",
+    ["outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 JOB_SECONDS = Histogram(
     "wastatus_job_duration_seconds",
     "Time an RQ job ran, by queue, function and outcome (succeeded or failed).",
