@@ -19,6 +19,7 @@ PACKAGES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "systemd-analyze": "systemd",
+    "systemd-sysusers": "systemd",
 }
 """Program -> the Debian package that ships it (README, Tests)."""
 
