@@ -7,6 +7,7 @@ silent skip.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -32,4 +33,28 @@ def tool(name: str) -> str:
             f"{name} is not installed: apt-get install {PACKAGES[name]} (README, Tests)",
             pytrace=False,
         )
+    return found
+
+
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def env_lines(path: Path = ENV_EXAMPLE) -> list[tuple[str, str, str]]:
+    """(variable, value, the comment line above it) for each `NAME=value` line of an env file.
+
+    Only the plain form every reader agrees on is accepted: systemd's EnvironmentFile, Docker's
+    --env-file and a shell's `. file` would read quotes, spaces or `$` differently.
+    """
+    found = []
+    previous = ""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line and not line.startswith("#"):
+            name, equals, value = line.partition("=")
+            assert equals and re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f"line {number}: {line!r}"
+            assert re.fullmatch(r"[^\s'\"$\\#`]*", value), f"line {number}: {line!r}"
+            assert previous.startswith("# ") and not previous.startswith("# --"), (
+                f"line {number}: {name} has no one-line comment above it"
+            )
+            found.append((name, value, previous[2:]))
+        previous = line
     return found

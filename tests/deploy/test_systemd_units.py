@@ -3,21 +3,31 @@
 `verify` checks that ExecStart's program exists and is executable, so the units are verified
 inside a temporary root holding what an installed machine has: this system's own units (the
 targets ours depend on), our units in /etc/systemd/system, and an executable at the path our
-ExecStart names. The real `/opt/wastatus` need not exist on the test machine.
+ExecStart names. The real `/opt/wastatus` need not exist on the test machine. Then each
+ExecStart command line runs for real, from this checkout's venv, with .env.example as its
+environment file, and stops on SIGTERM as systemd stops it (KillMode=mixed).
 """
 
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
+from rq import Worker
 
-from tests.deploy.conftest import DEPLOY, tool
+from tests.deploy.conftest import DEPLOY, env_lines, tool
+from tests.processes import terminate
+from workers.redis_server import free_port
 
 UNITS = DEPLOY / "systemd"
+BIN = Path(sys.executable).parent
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 INSTANCES = {"wastatus-web.service": "wastatus-web.service",
              "wastatus-worker@.service": "wastatus-worker@1.service"}  # fmt: skip
@@ -132,3 +142,60 @@ class TestUser:
         assert user[0] == unit("wastatus-web.service")["Service"]["User"]
         assert user[5:] == ["/var/lib/wastatus", "/usr/sbin/nologin\n"]
         assert (tmp_path / "etc/group").read_text().startswith("wastatus:")
+
+
+class TestExecStart:
+    """Each unit's ExecStart runs with .env.example as its EnvironmentFile, and stops on SIGTERM."""
+
+    @pytest.fixture
+    def unit_env(self, redis_url, tmp_path) -> dict[str, str]:
+        """.env.example with what a deployment sets: Redis, a secret, a port, a data dir."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("WASTATUS_")}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.update({name: value for name, value, _ in env_lines()})
+        env.update({"REDIS_URL": redis_url, "WASTATUS_APP_SECRET": "unit-test-secret",
+                    "PORT": str(free_port()), "WASTATUS_DATA_DIR": str(tmp_path / "data"),
+                    "WEB_CONCURRENCY": "1", "TMPDIR": str(tmp_path)})  # fmt: skip
+        return env
+
+    def command(self, name: str) -> list[str]:
+        """ExecStart with this checkout's venv in place of /opt/wastatus/.venv."""
+        program, *args = unit(name)["Service"]["ExecStart"].split()
+        assert program == "/opt/wastatus/.venv/bin/wastatus"
+        return [str(BIN / "wastatus"), *args]
+
+    def test_web(self, unit_env, redis, tmp_path):
+        """`wastatus serve` answers /readyz on 127.0.0.1:$PORT, then exits 0 on SIGTERM."""
+        log = tmp_path / "web.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(self.command("wastatus-web.service"), env=unit_env,
+                                       stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{unit_env['PORT']}/readyz"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(url, timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:  # not listening yet
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            terminate(process)
+        assert process.returncode == 0, log.read_text()
+
+    def test_worker(self, unit_env, redis, tmp_path):
+        """`wastatus worker` registers with RQ, then exits 0 on SIGTERM (a warm stop)."""
+        log = tmp_path / "worker.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(self.command("wastatus-worker@.service"), env=unit_env,
+                                       stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while Worker.count(connection=redis) == 0:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            terminate(process)
+        assert process.returncode == 0, log.read_text()
