@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 WEBHOOK_REQUESTS = Counter(
     "wastatus_webhook_requests",
@@ -27,4 +27,10 @@ EVENTS_STORED = Counter(
     "wastatus_events_stored",
     "Failure events stored for the workers, and duplicates not stored again.",
     ["result"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "wastatus_webhook_request_seconds",
+    "Time the app took to answer a webhook POST, by outcome (as wastatus_webhook_requests).",
+    ["outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

@@ -69,6 +69,17 @@ def _queue_depths(connection: redis.Redis) -> GaugeMetricFamily:
     return family
 
 
+def _resends(connection: redis.Redis) -> GaugeMetricFamily:
+    # Resends are items, not RQ jobs: wastatus_queue_jobs cannot see a pile of them.
+    family = GaugeMetricFamily(
+        "wastatus_resends", "Resends waiting, by state: due now, due later, in flight "
+        "(claimed by a sender).", labels=["state"]
+    )  # fmt: skip
+    for state, count in backlog.resends(connection).items():
+        family.add_metric([state], count)
+    return family
+
+
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
@@ -96,6 +107,7 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
                  len(silences.active(connection)))  # fmt: skip
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",
                  Worker.count(connection=connection))  # fmt: skip
+    yield _resends(connection)
 
 
 def _memory_families(connection: redis.Redis) -> Iterator[Metric]:

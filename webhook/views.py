@@ -37,8 +37,9 @@ def _show_both_results(_setup) -> None:
         _counter(counters.EVENTS_STORED, result)
 
 
-def _outcome(log: dict, name: str) -> None:
+def _outcome(log: dict, name: str, started: float) -> None:
     _counter(counters.WEBHOOK_REQUESTS, name).inc()
+    _counter(counters.WEBHOOK_SECONDS, name).observe(time.perf_counter() - started)
     log["outcome"] = name
 
 
@@ -85,6 +86,7 @@ def verify():
 
 @bp.post("/webhook")
 def receive():
+    started = time.perf_counter()
     state = current_app.extensions["wastatus"]
     settings = state.settings
     req = request._get_current_object()  # once: each use of the proxy costs a lookup
@@ -93,13 +95,13 @@ def receive():
     if _declared_length(req.environ) <= settings.max_body:
         body = _read_body(req.stream, settings.max_body)
     if body is None:  # refused before authentication: a counter, no log line (as for 401s)
-        _outcome(log, "too_large")
+        _outcome(log, "too_large", started)
         logs.leave_no_trace(req.environ)
         return error_response("body-too-large")
 
     auth = authenticate(body, req, settings)
     if auth is None:
-        _outcome(log, "unauthorized")
+        _outcome(log, "unauthorized", started)
         logs.leave_no_trace(req.environ)
         return error_response("unauthorized")
 
@@ -111,7 +113,7 @@ def receive():
     for name, count in reading.ignored_fields.items():
         counters.FIELDS_IGNORED.labels(field=name).inc(count)
     if not reading.events and not reading.problems:
-        _outcome(log, "accepted")  # statuses that did not fail need no Redis round trip
+        _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
     try:
@@ -124,7 +126,7 @@ def receive():
         )
     except (redis.RedisError, state.not_configured) as error:
         current_app.logger.warning("webhook.unavailable: %s", error)
-        _outcome(log, "unavailable")
+        _outcome(log, "unavailable", started)
         response, status = error_response("storage-unavailable")
         response.headers["Retry-After"] = "5"
         return response, status
@@ -134,9 +136,9 @@ def receive():
             _counter(counters.EVENTS_STORED, result).inc(count)
     log |= {"stored": stored.stored, "duplicates": stored.duplicates, "quarantined": quarantine_id}
     if quarantine_id:
-        _outcome(log, "quarantined")
+        _outcome(log, "quarantined", started)
         current_app.logger.warning("webhook.quarantined id=%s", quarantine_id)
         reply = {"ok": True, "stored": stored.stored, "duplicates": stored.duplicates}
         return jsonify(reply | {"quarantined": quarantine_id, "problems": reading.problems})
-    _outcome(log, "duplicate" if stored.stored == 0 else "accepted")
+    _outcome(log, "duplicate" if stored.stored == 0 else "accepted", started)
     return _json_reply(STORED.format(stored=stored.stored, duplicates=stored.duplicates).encode())
