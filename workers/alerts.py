@@ -28,7 +28,7 @@ import redis
 import rq
 from prometheus_client import Counter
 
-from workers import bounds, ledger, notifications, routing, silences
+from workers import alertmanager, bounds, ledger, notifications, routing, silences
 from workers.logs import PHONE_FIELDS, mask_phone
 from workers.queues import ALERTS, get_queue
 from workers.settings import Settings, current
@@ -145,6 +145,8 @@ if pending > 0 then
 elseif now >= touched + resolve then
   redis.call('DEL', g, p, s)
   redis.call('ZREM', z, gid)
+  -- an alert kept firing in Alertmanager ends with the group, even if this job dies now
+  if redis.call('HEXISTS', KEYS[8], gid) == 1 then redis.call('HSET', KEYS[9], gid, ARGV[2]) end
   return {'closed', '', ''}
 elseif notified >= 0 and now + tolerance >= notified + meta.repeat_interval then
   status = 'repeat'
@@ -203,6 +205,16 @@ def group_label(event: Mapping, route: object, show_pii: bool = True) -> str:
     return label + ":retry_exhausted" if event.get("retry_exhausted") else label
 
 
+def group_labels(event: Mapping, route: object, show_pii: bool = True) -> dict:
+    """The group's `group_by` fields and their values (phone numbers masked as in
+    `group_label`): what every event of the group shares, for Alertmanager's labels."""
+    found = {}
+    for name in tuple(getattr(route, "group_by", None) or DEFAULT_GROUP_BY):
+        value = routing.event_value(event, name)
+        found[name] = mask_phone(value) if not show_pii and name in MASKED_KEYS and value else value
+    return found
+
+
 def group_id(label: str) -> str:
     """A short, stable id for a group key (Redis keys and job ids stay small)."""
     return hashlib.sha1(label.encode()).hexdigest()[:16]
@@ -247,7 +259,7 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     return item
 
 
-def _meta(route: object, retry_exhausted: bool) -> str:
+def _meta(route: object, retry_exhausted: bool, labels: dict) -> str:
     return json.dumps({
         "route": getattr(route, "name", "default"),
         "receivers": list(getattr(route, "receivers", None) or ()),
@@ -256,6 +268,7 @@ def _meta(route: object, retry_exhausted: bool) -> str:
         "group_interval": float(getattr(route, "group_interval", 300.0)),
         "repeat_interval": float(getattr(route, "repeat_interval", 4 * 3600.0)),
         "retry_exhausted": retry_exhausted,
+        "labels": labels,
     })  # fmt: skip
 
 
@@ -294,8 +307,9 @@ def submit(
             samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
                        for event in found[-SAMPLE_SIZE:]]  # fmt: skip
             exhausted = bool(found[0].get("retry_exhausted"))
+            meta = _meta(route, exhausted, group_labels(found[0], route, show_pii))
             args = [
-                gid, now, min(seen), max(seen), _meta(route, exhausted),
+                gid, now, min(seen), max(seen), meta,
                 getattr(route, "group_wait", 30.0), getattr(route, "group_interval", 300.0),
                 label, SAMPLE_SIZE, len(samples), *samples,
                 *(event["event_id"] for event in found),
@@ -355,7 +369,7 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         nid = notifications.new_id()
         resolve = current().group_resolve
         keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
-                notifications.OUTBOX]  # fmt: skip
+                notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED]  # fmt: skip
         args = [gid, now, job_id or "", nid, resolve, notifications.job_id(nid, 1),
                 EARLY_TOLERANCE_SECONDS]  # fmt: skip
         reply = connection.register_script(_FLUSH)(keys=keys, args=args)
@@ -366,6 +380,8 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         FLUSHES.labels(result).inc()
         if next_job:
             _schedule(get_queue(connection, ALERTS), gid, next_job.decode(), float(due), now)
+        if result == "closed":
+            alertmanager.resolve(connection, gid)
         if result in ("firing", "update", "repeat", "resumed"):
             # The first try runs here, not in a job of its own: one fork less per notification.
             notifications.deliver(nid, notifications.job_id(nid, 1), connection)
@@ -412,6 +428,7 @@ def recover(connection: redis.Redis, grace: float = RECOVER_GRACE_SECONDS) -> in
         connection.hset(key, "job", job)
         _schedule(queue, gid, job, now, now)
         reissued += 1
+    reissued += alertmanager.recover(connection)
     return reissued + notifications.recover(connection, now - grace)
 
 

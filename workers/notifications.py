@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import redis
 import rq
 
-from workers import alert_text, deadletter, ledger, receivers
+from workers import alert_text, alertmanager, deadletter, ledger, receivers
 from workers.queues import ALERTS, get_queue
 from workers.settings import Settings, current
 
@@ -162,6 +162,8 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
         "receiver": receiver,
         "route": meta.get("route"),
         "group_key": state.get("group_key"),
+        "group_id": state.get("gid"),
+        "group_labels": meta.get("labels") or {},
         "status": state.get("status"),
         "retry_exhausted": bool(meta.get("retry_exhausted")),
         "count": count,
@@ -215,6 +217,8 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
         alert = payload(nid, state, receiver.name, settings)
         result = receivers.send(receiver, alert, nid, done, settings)
         if result.ok:
+            if receiver.type == "alertmanager":  # kept firing there until the group closes
+                alertmanager.track(connection, receiver.urls, alert, state, settings)
             _finish(connection, nid, state, "delivered", receiver.name)
             return "delivered"
         errors.append(f"{receiver.name} try {attempt}: {result.error}")
