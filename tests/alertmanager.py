@@ -7,8 +7,11 @@ the way wastatus sees one: it posts to both.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -121,3 +124,71 @@ class Alertmanager:
 
 def _rfc3339(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+class Gate:
+    """A TCP forwarder on loopback in front of a port, that can be shut: while shut, every
+    connection (open ones too) is closed at once, as a network partition would answer.
+
+    Stopping the server instead would lose what it holds in memory, and freezing it
+    (SIGSTOP) does not lose the request: the kernel queues it and the server answers later.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.is_open = True
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if not self.is_open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def shut(self) -> None:
+        self.is_open = False
+        with self._lock:
+            for end in self._sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            self._sockets.clear()
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def close(self) -> None:
+        self.shut()
+        self._listener.close()
