@@ -16,6 +16,7 @@ import pytest
 from tests.alertmanager import Alertmanager, Gate
 from tests.workers.alerting import drive, enriched, route
 from workers import alertmanager, alerts, deadletter, ledger, notifications
+from workers.queues import ALERTS, get_queue
 
 FIXTURE_LABELS = {
     "alertname": "WhatsAppMessageFailed",
@@ -194,6 +195,37 @@ class TestKeepingItFiring:
         assert second["startsAt"] == first["startsAt"]
         assert redis.get(alertmanager.REFRESH_KEY) not in (None, job)
         assert alertmanager.refresh(job.decode(), connection=redis) == "stale"
+
+    def test_the_scheduled_refresh_job_runs_on_a_worker(self, redis, env, make_alertmanager):
+        """The refresh is a scheduled RQ job on the alerts queue, due a minute after the
+        post; run by a worker when due, it posts again and schedules its successor."""
+        server = make_alertmanager()
+        env.setenv("WASTATUS_ALERTMANAGER_URL", server.url)
+        _submit(redis, enriched(131049, 1))
+        drive(redis, lambda: redis.hlen(alertmanager.RECORDS) == 1)
+        [first] = server.wait_for(one)
+        job = redis.get(alertmanager.REFRESH_KEY).decode()
+        scheduled = get_queue(redis, ALERTS).scheduled_job_registry
+        due = scheduled.get_scheduled_time(job).timestamp()
+        assert due == pytest.approx(time.time() + alertmanager.REFRESH_SECONDS, abs=5)
+        redis.zadd(scheduled.key, {job: time.time()})  # a minute later
+        drive(redis, lambda: redis.get(alertmanager.REFRESH_KEY).decode() != job)
+        [second] = server.alerts()
+        assert seconds(second["endsAt"]) > seconds(first["endsAt"])
+        assert redis.get(alertmanager.REFRESH_KEY).decode() in scheduled.get_job_ids()
+
+    def test_maintenance_replaces_a_lost_refresh_job(self, redis, env, make_alertmanager):
+        """A refresh job lost with its worker (its name expired) is scheduled again by the
+        recovery a worker's maintenance runs."""
+        server = make_alertmanager()
+        env.setenv("WASTATUS_ALERTMANAGER_URL", server.url)
+        _submit(redis, enriched(131049, 1))
+        drive(redis, lambda: redis.hlen(alertmanager.RECORDS) == 1)
+        redis.delete(alertmanager.REFRESH_KEY, *redis.keys("rq:scheduled:*"))
+        alerts.recover(redis)
+        job = redis.get(alertmanager.REFRESH_KEY).decode()
+        assert job in get_queue(redis, ALERTS).scheduled_job_registry.get_job_ids()
+        assert alerts.recover(redis) == 0  # one is enough
 
     def test_a_restarted_empty_alertmanager_gets_it_back(self, redis, env, make_alertmanager):
         """An Alertmanager that restarted (alerts live in its memory) has the alert again
