@@ -445,5 +445,6 @@ def refresh(job: str, connection: redis.Redis | None = None) -> str:
 
 
 def recover(connection: redis.Redis) -> int:
-    """Schedule the refresh job again if alerts are tracked and none is (1 if it did)."""
-    return int(bool(connection.hlen(RECORDS)) and ensure_refresh(connection))
+    """Schedule the refresh job again, to run now, if alerts are tracked and no job is (its
+    name expired: it was lost); 1 if it did. Late by then: it runs at once."""
+    return int(bool(connection.hlen(RECORDS)) and ensure_refresh(connection, delay=0))

@@ -10,14 +10,16 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from tests.alertmanager import Alertmanager, Gate
+from tests.alertmanager import Alertmanager, Gate, binary
 from tests.workers.alerting import drive, enriched, route
 from workers import alertmanager, alerts, deadletter, ledger, notifications
 from workers.queues import ALERTS, get_queue
 
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_LABELS = {
     "alertname": "WhatsAppMessageFailed",
     "route": "default",
@@ -320,3 +322,30 @@ class TestDelivery:
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
         assert set(outcomes.values()) == {"dead"}
         assert not redis.hlen(alertmanager.RECORDS)
+
+
+class TestDocumentedRouting:
+    """The alertmanager.yml of docs/operations.md is valid and routes wastatus's labels."""
+
+    def test_amtool_checks_and_routes_the_example(self, tmp_path):
+        """`amtool check-config` accepts it; a critical failure goes to the pager, a policy
+        one (the fixture's labels) to the marketing team."""
+        text = (ROOT / "docs" / "operations.md").read_text()
+        section = text.split("\n## Alertmanager\n", 1)[1]
+        config = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+        path = tmp_path / "alertmanager.yml"
+        path.write_text(config)
+        amtool = str(Path(binary()).parent / "amtool")
+        checked = subprocess.run([amtool, "check-config", str(path)], capture_output=True,
+                                 text=True, timeout=30)  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        def receiver_of(labels: dict[str, str]) -> str:
+            pairs = [f"{name}={value}" for name, value in labels.items()]
+            done = subprocess.run([amtool, "config", "routes", "test", f"--config.file={path}",
+                                   *pairs], capture_output=True, text=True, timeout=30)  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout.strip()
+
+        assert receiver_of(FIXTURE_LABELS) == "marketing-team"
+        assert receiver_of({**FIXTURE_LABELS, "severity": "critical"}) == "whatsapp-pager"
