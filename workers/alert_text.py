@@ -27,7 +27,7 @@ _WORDS = {
         "policy": {"never": "再送しても解決しません", "after_delay": "時間をおいて再送",
                    "immediate": "すぐ再送して大丈夫です"},
         "unit": "件",
-        "summary": "{code} {title}: {count} 件({since} から)",
+        "summary": "{what}: {count} 件({since} から)",
     },
     "en": {
         "firing": "New failure",
@@ -45,7 +45,7 @@ _WORDS = {
         "policy": {"never": "resending will not help", "after_delay": "resend after a delay",
                    "immediate": "safe to resend now"},
         "unit": "events",
-        "summary": "{code} {title}: {count} events since {since}",
+        "summary": "{what}: {count} events since {since}",
     },
 }  # fmt: skip
 
@@ -94,8 +94,9 @@ def summary(alert: Mapping, lang: str) -> str:
     kind, since the same words are posted again while the group fires."""
     words = _WORDS[lang]
     first = (alert.get("alerts") or [{}])[0]
-    line = words["summary"].format(code=first.get("code"), title=first.get("title") or "",
-                                   count=alert["count"], since=alert.get("first_seen"))  # fmt: skip
+    what = " ".join(str(part) for part in (first.get("code"), first.get("title")) if part)
+    line = words["summary"].format(what=what or alert.get("group_key"), count=alert["count"],
+                                   since=alert.get("first_seen"))  # fmt: skip
     return f"{line} ({words['exhausted']})" if alert.get("retry_exhausted") else line
 
 

@@ -61,6 +61,8 @@ GROUP_LABEL = "wastatus_group"
 still make two alerts."""
 
 LABEL_VALUE_MAX = 256
+ANNOTATION_MAX = 4096
+"""Characters kept of a label value (part of the alert's identity) and of an annotation."""
 REFRESH_SECONDS = 60.0
 """How often an open group's alert is posted again (Prometheus' clients: 30 s to 3 min)."""
 
@@ -124,12 +126,13 @@ def label_name(key: str) -> str:
     return name
 
 
-def label_value(value: object) -> str:
-    """`value` as label text: valid UTF-8 (lone surrogates replaced), at most 256 characters."""
+def label_value(value: object, limit: int = LABEL_VALUE_MAX) -> str:
+    """`value` as label text: valid UTF-8 (lone surrogates replaced), at most `limit`
+    characters."""
     if value is None:
         return ""
     text = str(value).encode("utf-8", "replace").decode("utf-8")
-    return text[:LABEL_VALUE_MAX]
+    return text[:limit]
 
 
 def _shared(items: Sequence[Mapping], key: str) -> str:
@@ -180,7 +183,7 @@ def annotations(alert: Mapping, lang: str) -> dict[str, str]:
         "last_seen": alert.get("last_seen"),
         "group_key": alert.get("group_key"),
     }
-    return {key: label_value(value) for key, value in found.items() if value}
+    return {key: label_value(value, ANNOTATION_MAX) for key, value in found.items() if value}
 
 
 def iso(timestamp: float) -> str:

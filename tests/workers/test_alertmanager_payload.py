@@ -135,6 +135,16 @@ class TestAnnotations:
         assert ("件" in found["summary"]) == (lang == "ja")
         assert found["group_key"] == "test:phone_number_id=106540352242922,code=131049"
 
+    def test_long_words_are_kept_and_an_alert_without_a_code_still_has_a_summary(self):
+        """Annotations are not cut at the label bound; with no code or title (another kind of
+        alert), the summary names the group key."""
+        alert = notification(enriched(131049, 1))
+        alert["alerts"][0]["explanation"] = {"en": "x" * 1000, "ja": "x"}
+        assert len(alertmanager.annotations(alert, "en")["description"]) == 1000
+        alert["alerts"] = [{}]
+        summary = alertmanager.annotations(alert, "en")["summary"]
+        assert summary.startswith("test:phone_number_id=106540352242922,code=131049: 1 events")
+
     def test_recipients_stay_masked_in_the_annotations(self):
         """A group keyed by recipient shows the masked key only."""
         the_route = route(group_by=("recipient_id",))
