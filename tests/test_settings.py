@@ -49,6 +49,7 @@ BAD_BY_FORM = {
     "whsec_ followed by base64": "whsec_!!!",
     "ja or en": "fr",
     "Apprise URLs, comma-separated": "whatsapp://15551234567",
+    "http:// or https:// URLs, comma-separated": "http://am-1:9093,am-2:9093",
 }
 BAD_BY_VARIABLE = {
     "WASTATUS_LOG_LEVEL": "loud",
@@ -206,7 +207,8 @@ class TestRead:
          ("WASTATUS_ALERT_WEBHOOK_SECRET", "hunter2", "hunter2"),
          ("WASTATUS_ALERT_URLS", "slack://hunter2, whatsapp://x", "hunter2"),
          ("REDIS_URL", "http://:hunter2@127.0.0.1:6379", "hunter2"),
-         ("WASTATUS_ALERT_WEBHOOK_URL", "ftp://user:hunter2@example.com", "hunter2")],
+         ("WASTATUS_ALERT_WEBHOOK_URL", "ftp://user:hunter2@example.com", "hunter2"),
+         ("WASTATUS_ALERTMANAGER_URL", "http://am:9093,ftp://user:hunter2@am-2", "hunter2")],
     )  # fmt: skip
     def test_secrets_are_not_echoed(self, variable, value, hidden):
         """A bad secret, token-bearing URL or URL password is never printed in the problem."""

@@ -132,6 +132,20 @@ def _http_url(text: str) -> str:
     return text
 
 
+def _alertmanager_urls(text: str) -> tuple[str, ...]:
+    """Alertmanager base URLs, comma-separated (an HA cluster: every one gets each alert);
+    `/api/v2/alerts` is added when posting, so a URL that already ends in it is cut back."""
+    urls = []
+    for part in _list(text):
+        parts = urlsplit(part)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{_without_password(part)!r} is not an http:// or https:// URL")
+        urls.append(part.rstrip("/").removesuffix("/api/v2/alerts").rstrip("/"))
+    if not urls:
+        raise ValueError("no URL given")
+    return tuple(urls)
+
+
 def _redis_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("redis", "rediss", "unix"):
@@ -218,6 +232,7 @@ _FORMS: dict[Callable, str] = {
     _flag: "1, true, yes, on or 0, false, no, off",
     _http_url: "an http:// or https:// URL",
     _redis_url: "a redis://, rediss:// or unix:// URL",
+    _alertmanager_urls: "http:// or https:// URLs, comma-separated",
     _sentinels: "host:port, comma-separated",
     _alert_urls: "Apprise URLs, comma-separated",
     _list: "comma-separated values",
@@ -300,6 +315,9 @@ class Settings:
         "WASTATUS_ALERT_WEBHOOK_SECRET", _standard_webhook_secret, secret=True
     )
     alert_urls: tuple[str, ...] = setting("WASTATUS_ALERT_URLS", _alert_urls, (), secret=True)
+    alertmanager_urls: tuple[str, ...] = setting(
+        "WASTATUS_ALERTMANAGER_URL", _alertmanager_urls, ()
+    )
     lang: str = setting("WASTATUS_LANG", _language, "ja")
     group_wait: float = setting("WASTATUS_GROUP_WAIT", _duration, 30.0, 0, DAY)
     group_interval: float = setting("WASTATUS_GROUP_INTERVAL", _duration, 300.0, 1, 7 * DAY)
@@ -408,12 +426,21 @@ def _shown(meta: Mapping[str, Any], raw: str) -> str:
     # An error message must not print a secret into a terminal or a log.
     if meta["secret"]:
         return f"<{len(raw)} characters, not shown>"
-    if meta["parse"] in (_redis_url, _http_url):
-        parts = urlsplit(raw.strip())
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":<not shown>@")
-            return repr(parts._replace(netloc=netloc).geturl())
+    if meta["parse"] in (_redis_url, _http_url, _alertmanager_urls):
+        return repr(",".join(_without_password(part) for part in raw.strip().split(",")))
     return repr(raw)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        password = parts.password
+    except ValueError:  # a port that is not a number: nothing to hide behind it
+        return url
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":<not shown>@")
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _within(value: Any, low: float | None, high: float | None) -> bool:

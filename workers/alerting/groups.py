@@ -27,7 +27,7 @@ import rq
 from prometheus_client import Counter
 
 from workers import bounds
-from workers.alerting import notifications, silences
+from workers.alerting import alertmanager, notifications, silences
 from workers.jobs import (
     Lock,
     current_job_id,
@@ -151,6 +151,8 @@ if pending > 0 then
 elseif now >= touched + resolve then
   redis.call('DEL', g, p, s)
   redis.call('ZREM', z, gid)
+  -- an alert kept firing in Alertmanager ends with the group, even if this job dies now
+  if redis.call('HEXISTS', KEYS[8], gid) == 1 then redis.call('HSET', KEYS[9], gid, ARGV[2]) end
   return {'closed', '', ''}
 elseif notified >= 0 and now + tolerance >= notified + meta.repeat_interval then
   status = 'repeat'
@@ -199,15 +201,19 @@ def group_label(event: Mapping, route: Route, show_pii: bool = True) -> str:
     by the whole key (`group_id` of the label with `show_pii`), so two numbers ending alike
     stay two groups.
     """
-    group_by = route.group_by or DEFAULT_GROUP_BY
-    parts = []
-    for name in group_by:
-        value = router.event_value(event, name)
-        if not show_pii and name in MASKED_KEYS and value:
-            value = mask_phone(value)
-        parts.append(f"{name}={value}")
+    parts = [f"{name}={value}" for name, value in group_labels(event, route, show_pii).items()]
     label = f"{route.name}:{','.join(parts)}"
     return label + ":retry_exhausted" if event.get("retry_exhausted") else label
+
+
+def group_labels(event: Mapping, route: Route, show_pii: bool = True) -> dict:
+    """The group's `group_by` fields and their values (phone numbers masked unless
+    `show_pii`): what every event of the group shares, for the key and Alertmanager's labels."""
+    found = {}
+    for name in route.group_by or DEFAULT_GROUP_BY:
+        value = router.event_value(event, name)
+        found[name] = mask_phone(value) if not show_pii and name in MASKED_KEYS and value else value
+    return found
 
 
 def group_id(label: str) -> str:
@@ -246,7 +252,7 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     return item
 
 
-def _meta(route: Route, retry_exhausted: bool) -> str:
+def _meta(route: Route, retry_exhausted: bool, labels: dict) -> str:
     return json.dumps({
         "route": route.name,
         "receivers": list(route.receivers),
@@ -255,6 +261,7 @@ def _meta(route: Route, retry_exhausted: bool) -> str:
         "group_interval": float(route.group_interval),
         "repeat_interval": float(route.repeat_interval),
         "retry_exhausted": retry_exhausted,
+        "labels": labels,
     })  # fmt: skip
 
 
@@ -293,8 +300,9 @@ def submit(
             samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
                        for event in found[-SAMPLE_SIZE:]]  # fmt: skip
             exhausted = bool(found[0].get("retry_exhausted"))
+            meta = _meta(route, exhausted, group_labels(found[0], route, show_pii))
             args = [
-                gid, now, min(seen), max(seen), _meta(route, exhausted),
+                gid, now, min(seen), max(seen), meta,
                 route.group_wait, route.group_interval,
                 label, SAMPLE_SIZE, len(samples), *samples,
                 *(event["event_id"] for event in found),
@@ -334,7 +342,7 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         nid = new_id()
         resolve = current().group_resolve
         keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
-                notifications.OUTBOX]  # fmt: skip
+                notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED]  # fmt: skip
         opening = notifications.opening(nid, now)
         args = [gid, now, job_id or "", nid, resolve, EARLY_TOLERANCE_SECONDS,
                 *(part for pair in opening.items() for part in pair)]  # fmt: skip
@@ -346,6 +354,8 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         FLUSHES.labels(result).inc()
         if next_job:
             _schedule(get_queue(connection, ALERTS), gid, next_job.decode(), float(due), now)
+        if result == "closed":
+            alertmanager.resolve(connection, gid)
         if result in ("firing", "update", "repeat", "resumed"):
             # The first try runs here, not in a job of its own: one fork less per notification.
             notifications.deliver(nid, notifications.job_id(nid, 1), connection)
@@ -384,6 +394,7 @@ def recover(connection: redis.Redis, grace: float = RECOVER_GRACE_SECONDS) -> in
         connection.hset(group_hash(gid), "job", job)
         _schedule(queue, gid, job, now, now)
         reissued += 1
+    reissued += alertmanager.recover(connection)
     return reissued + notifications.recover(connection, now - grace)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import redis
 
-from workers.alerting import receivers
+from workers.alerting import alertmanager, receivers
 from workers.alerting import text as alert_text
 from workers.jobs import (
     Lock,
@@ -111,6 +111,8 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
         "receiver": receiver,
         "route": meta.get("route"),
         "group_key": state.get("group_key"),
+        "group_id": state.get("gid"),
+        "group_labels": meta.get("labels") or {},
         "status": state.get("status"),
         "retry_exhausted": bool(meta.get("retry_exhausted")),
         "count": count,
@@ -158,6 +160,8 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
         alert = payload(nid, state, receiver.name, settings)
         result = receivers.send(receiver, alert, nid, done, settings)
         if result.ok:
+            if receiver.type == "alertmanager":  # kept firing there until the group closes
+                alertmanager.track(connection, receiver.urls, alert, state, settings)
             _finish(connection, nid, state, "delivered", receiver.name)
             return "delivered"
         errors.append(f"{receiver.name} try {attempt}: {result.error}")

@@ -2,9 +2,11 @@
 
 Types: `webhook` (the alert JSON for machines, signed the Standard Webhooks way), `apprise`
 (readable text for people through Apprise URLs: Slack, Teams, Discord, e-mail, Telegram,
-PagerDuty, …) and `log` (a JSON line in the worker's log). Without configuration the receivers
-come from the settings: `webhook` from `WASTATUS_ALERT_WEBHOOK_URL`, `apprise` from
-`WASTATUS_ALERT_URLS`, and `log` when neither is set; the rules file may name more
+PagerDuty, …), `alertmanager` (one Alertmanager alert per group, `workers.alertmanager`) and
+`log` (a JSON line in the worker's log). Without configuration the receivers come from the
+settings: `alertmanager` from `WASTATUS_ALERTMANAGER_URL`, `webhook` from
+`WASTATUS_ALERT_WEBHOOK_URL`, `apprise` from `WASTATUS_ALERT_URLS`, and `log` when none is
+set; the rules file may name more
 (`receivers: [{name, type, url|urls, secret}]`). Alerts never go over WhatsApp itself: when
 WhatsApp is what fails, it cannot carry the news, and it would cost conversations.
 """
@@ -22,13 +24,14 @@ from typing import Any
 from prometheus_client import Counter
 
 from workers import logs
+from workers.alerting import alertmanager
 from workers.alerting import text as alert_text
 from workers.delivery import DeliveryResult, post_json
 from workers.routing.rules import current_rules
 from workers.settings import Settings, current, whatsapp_refusal
 from workers.signing import InvalidSecret, secret_key, sign_standard_webhook
 
-TYPES = ("webhook", "apprise", "log")
+TYPES = ("webhook", "apprise", "alertmanager", "log")
 
 log = logging.getLogger("wastatus.alerts")
 
@@ -94,6 +97,11 @@ def make(spec: Mapping) -> Receiver:
         raise ReceiverConfigError(f"receiver {name}: a {kind} receiver needs url or urls")
     if kind == "webhook" and len(urls) != 1:
         raise ReceiverConfigError(f"receiver {name}: a webhook receiver takes exactly one url")
+    if kind == "alertmanager":
+        try:
+            urls = tuple(alertmanager.base_url(url) for url in urls)
+        except ValueError as error:
+            raise ReceiverConfigError(f"receiver {name}: {error}") from None
     return Receiver(name, kind, urls, _checked_secret(spec.get("secret"), name))
 
 
@@ -120,9 +128,11 @@ def problems(specs: Sequence[Mapping]) -> list[str]:
 
 
 def from_settings(settings: Settings | None = None) -> dict[str, Receiver]:
-    """The receivers the settings define: webhook, apprise, and always log."""
+    """The receivers the settings define: alertmanager, webhook, apprise, and always log."""
     settings = settings or current()
     found: dict[str, Receiver] = {}
+    if settings.alertmanager_urls:
+        found["alertmanager"] = Receiver("alertmanager", "alertmanager", settings.alertmanager_urls)
     if settings.alert_webhook_url:
         secret = settings.alert_webhook_secret or settings.retry_secret
         found["webhook"] = Receiver("webhook", "webhook", (settings.alert_webhook_url,), secret)
@@ -145,8 +155,11 @@ def configured(settings: Settings | None = None) -> dict[str, Receiver]:
 
 
 def default_chain(settings: Settings | None = None) -> tuple[str, ...]:
-    """Receivers for a route that names none: webhook then apprise, or the log alone."""
-    names = tuple(name for name in ("webhook", "apprise") if name in from_settings(settings))
+    """Receivers for a route that names none: alertmanager, webhook then apprise (a fallback
+    chain: Alertmanager routes when it is up, the others carry the alert when it is not), or
+    the log alone."""
+    found = from_settings(settings)
+    names = tuple(name for name in ("alertmanager", "webhook", "apprise") if name in found)
     return names or ("log",)
 
 
@@ -234,6 +247,9 @@ def send(
         attempt = _send_webhook(receiver, alert, msg_id, settings)
     elif receiver.type == "apprise":
         attempt = _send_apprise(receiver, alert, done, settings)
+    elif receiver.type == "alertmanager":
+        result = alertmanager.send(receiver.urls, alert, settings)
+        attempt = Attempt(result.ok, result.error, result.retry_after_seconds)
     else:
         attempt = _send_log(alert, settings)
     if attempt.ok:

@@ -27,6 +27,7 @@ _WORDS = {
         "policy": {"never": "再送しても解決しません", "after_delay": "時間をおいて再送",
                    "immediate": "すぐ再送して大丈夫です"},
         "unit": "件",
+        "summary": "{what}: {count} 件({since} から)",
     },
     "en": {
         "firing": "New failure",
@@ -44,6 +45,7 @@ _WORDS = {
         "policy": {"never": "resending will not help", "after_delay": "resend after a delay",
                    "immediate": "safe to resend now"},
         "unit": "events",
+        "summary": "{what}: {count} events since {since}",
     },
 }  # fmt: skip
 
@@ -85,3 +87,21 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
             lines.append("  " + words["more"].format(n=alert["count"] - len(shown)))
     lines.append(f"group: {alert['group_key']}")
     return "\n".join(lines)
+
+
+def summary(alert: Mapping, lang: str) -> str:
+    """One line for an alert that stays open (Alertmanager's `summary`): no notification
+    kind, since the same words are posted again while the group fires."""
+    words = _WORDS[lang]
+    first = (alert.get("alerts") or [{}])[0]
+    what = " ".join(str(part) for part in (first.get("code"), first.get("title")) if part)
+    line = words["summary"].format(what=what or alert.get("group_key"), count=alert["count"],
+                                   since=alert.get("first_seen"))  # fmt: skip
+    return f"{line} ({words['exhausted']})" if alert.get("retry_exhausted") else line
+
+
+def resend_advice(alert: Mapping, lang: str) -> str:
+    """Whether resending helps, in `lang` (empty when the catalog has no policy)."""
+    first = (alert.get("alerts") or [{}])[0]
+    policy = (first.get("retry") or {}).get("policy")
+    return _WORDS[lang]["policy"].get(policy, policy or "")
