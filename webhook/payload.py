@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import schemas
+from webhook import health_payload, schemas
 from workers import bounds, fastjson
 from workers.intake import event_id
 
@@ -119,14 +119,29 @@ def _read_cloud(document: dict, reading: Reading, received_at: float) -> None:
             reading.problem(path, "'id' must be a string and 'changes' a list")
             continue
         for j, change in enumerate(changes):
-            _read_change(change, f"{path}.changes[{j}]", waba_id, reading, received_at)
+            _read_change(change, f"{path}.changes[{j}]", waba_id, reading, received_at,
+                         entry.get("time"))  # fmt: skip
 
 
 def _read_change(
-    change: Any, path: str, waba_id: str | None, reading: Reading, received_at: float
+    change: Any,
+    path: str,
+    waba_id: str | None,
+    reading: Reading,
+    received_at: float,
+    entry_time: Any = None,
 ) -> None:
     if not isinstance(change, dict) or not isinstance(change.get("field"), str):
         reading.problem(path, "a change needs 'field' (a string)")
+        return
+    if change["field"] in health_payload.HEALTH_FIELDS:
+        event, problem = health_payload.read_change(
+            change["field"], change.get("value"), waba_id, entry_time, received_at
+        )
+        if event is None:
+            reading.problem(f"{path}.value", problem)
+        else:
+            reading.events.append(event)
         return
     if change["field"] != "messages":
         name = change["field"]
