@@ -27,7 +27,7 @@ from rq import Worker
 
 from webhook import quarantine
 from webhook.errors import error_response
-from workers import alerts, backlog, deadletter, intake, metrics, silences, storage
+from workers import alerts, backlog, deadletter, health, intake, metrics, silences, storage
 from workers.connection import RedisNotConfigured
 
 bp = Blueprint("metrics", __name__)
@@ -66,6 +66,17 @@ def _queue_depths(connection: redis.Redis) -> GaugeMetricFamily:
     return family
 
 
+def _health_problems(connection: redis.Redis) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "wastatus_health_problems_open",
+        "Open account, template and number health problems, by field and severity.",
+        labels=["field", "severity"],
+    )
+    for (field, severity), count in health.open_counts(connection).items():
+        family.add_metric([field, severity], count)
+    return family
+
+
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
@@ -91,6 +102,7 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
                  alerts.open_group_count(connection))  # fmt: skip
     yield _gauge("wastatus_silences_active", "Silences in force now.",
                  len(silences.active(connection)))  # fmt: skip
+    yield _health_problems(connection)
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",
                  Worker.count(connection=connection))  # fmt: skip
 

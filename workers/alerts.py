@@ -218,6 +218,10 @@ def iso(timestamp: float | str | None) -> str | None:
 
 def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     """One entry of a notification's `alerts[]`, from an enriched event."""
+    if event.get("kind") == "health":
+        from workers import health  # health builds on this module
+
+        return health.alert_item(event)
     entry = event.get("catalog") or {}
     recipient = event.get("recipient_id")
     item = {
@@ -244,6 +248,8 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
         item["retry_exhausted"] = True
         item["attempts"] = event.get("retry_attempts") or event.get("attempt")
         item["retry_reason"] = event.get("retry_reason")
+    if event.get("health"):
+        item["health"] = event["health"]  # the known state its code points at (workers/health.py)
     return item
 
 

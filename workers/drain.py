@@ -204,7 +204,10 @@ def process_batch(
         done["dead"] += 1
         return
     now = time.time()
-    enriched = [enrich(_read(item)) for item in claimed.items]
+    events = [_read(item) for item in claimed.items]
+    # Account, template and number health events have their own path (workers/health.py).
+    health_events = [event for event in events if event.get("kind") == "health"]
+    enriched = [enrich(event) for event in events if event.get("kind") != "health"]
     to_alert: dict[str, tuple[Route, list[dict]]] = {}
     to_retry: list[tuple[dict, Route]] = []
     dropped: list[str] = []
@@ -219,6 +222,12 @@ def process_batch(
                 to_retry.append(({**event, "ledger": False} if alerted else event, chosen))
             elif not alerted:
                 dropped.append(event["event_id"])
+    from workers import health  # it submits alerts, which import rules: import it late
+
+    if health_events:
+        dropped.extend(health.process(connection, health_events, rules, settings, now))
+        done["health"] += len(health_events)
+    health.join(connection, enriched)  # failures of paused templates, restricted accounts
     if to_alert:
         from workers import alerts  # the alerts side imports rules; import it late
 

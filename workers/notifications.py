@@ -171,6 +171,11 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
         "truncated": count > len(items),
         "alerts": items,
     }
+    first = items[0] if items and isinstance(items[0], dict) else {}
+    alert["kind"] = "health" if first.get("kind") == "health" else "failure"
+    if alert["kind"] == "health":  # what the group is about, from its latest event
+        keys = ("field", "event", "entity", "previous", "current")
+        alert |= {key: first.get(key) for key in keys}
     if state.get("replay_of"):
         alert["replay_of"] = state["replay_of"]
     lang = (settings or current()).lang

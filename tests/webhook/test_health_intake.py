@@ -86,8 +86,8 @@ class TestHealthIntake:
         post.fixture("cloud/health_account_restriction.json")
         [event] = inbox(redis)
         assert event["current"]["restrictions"] == [
-            {"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 1765008000.0},
-            {"type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "expiration": 1765008000.0},
+            {"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 1830000000.0},
+            {"type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "expiration": 1830000000.0},
         ]
         assert expiration("soon") is None and expiration(True) is None
 
