@@ -386,8 +386,14 @@ def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
     `prune` forgotten."""
     found = []
     for key, raw in connection.hgetall(OPEN).items():
-        problem = json.loads(raw)
-        gids = problem.get("gids", [])
+        try:
+            problem = json.loads(raw)
+            gids = list(problem.get("gids") or [])
+        except (ValueError, TypeError, AttributeError):
+            continue  # not written by this module: never let it break a scrape or a status
+        if not {"severity", "field", "since"} <= problem.keys():
+            continue
+
         alive = [gid for gid in gids if connection.exists(alerts.group_hash(gid))]
         if gids and not alive:
             if prune:

@@ -58,7 +58,7 @@ class TestHealthData:
     @pytest.mark.parametrize(
         ("key", "effect"),
         [("account_update/VERIFIED_ACCOUNT", "benign"), ("account_update/PARTNER_ADDED", "benign"),
-         ("message_template_status_update/APPROVED", "benign"),
+         ("message_template_status_update/APPROVED", "recovery"),
          ("message_template_quality_update/GREEN", "recovery"),
          ("message_template_status_update/REINSTATED", "recovery"),
          ("account_update/REINSTATE", "recovery"), ("phone_number_quality_update/UNFLAGGED",
