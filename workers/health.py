@@ -245,6 +245,8 @@ def process(
     for raw in ordered:
         event = enrich(raw)
         known = _read_state(connection, event["entity_key"])
+        if event["field"] == "business_capability_update" and _lowered(known, event):
+            event = enrich({**raw, "event": "LIMIT_DECREASED"})
         stated = {name: known[name] for name in event.get("current") or {} if name in known}
         event["previous"] = stated | (event.get("previous") or {})
         _write_state(connection, event, now)
@@ -259,6 +261,27 @@ def process(
         else:
             dropped.append(event["event_id"])
     return dropped
+
+
+def _limit(value: Any) -> float | None:
+    """A limit as a number: 2000, "2000", "TIER_10K", "TIER_UNLIMITED" (infinite)."""
+    text = str(value).upper().removeprefix("TIER_")
+    if text == "UNLIMITED":
+        return float("inf")
+    scale = {"K": 1e3, "M": 1e6}.get(text[-1:], 1.0)
+    try:
+        return float(text[:-1] if scale != 1.0 else text) * scale
+    except ValueError:
+        return None
+
+
+def _lowered(known: Mapping, event: Mapping) -> bool:
+    """True when a capability update lowers a limit wastatus knew."""
+    for key, now in (event.get("current") or {}).items():
+        before, after = _limit(known.get(key)), _limit(now)
+        if before is not None and after is not None and after < before:
+            return True
+    return False
 
 
 def _open(

@@ -139,6 +139,17 @@ class TestBenign:
         assert reply["stored"] == 5
         assert ledger.summary(redis)["outcomes"]["dropped"] == 5
 
+    def test_a_lowered_business_limit_alerts_with_both_limits(self, served, redis, receiver):
+        """A capability update below the limit kept is LIMIT_DECREASED: 10000 → 2000."""
+        send(served, load_fixture("cloud/health_benign_batch.json"))
+        drive(redis, lambda: redis.llen(intake.INBOX) == 0)
+        send(served, load_fixture("cloud/health_capability_lowered.json"))
+        [alert] = settle(redis, receiver, 1)
+        assert (alert["field"], alert["event"]) == ("business_capability_update", "LIMIT_DECREASED")
+        key = "max_daily_conversations_per_business"
+        assert (alert["previous"][key], alert["current"][key]) == ("10000", "2000")
+        assert "10000 → 2000" in alert["title"]
+
 
 class TestResolved:
     @pytest.mark.parametrize(
