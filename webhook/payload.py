@@ -134,18 +134,8 @@ def _read_change(
     if not isinstance(change, dict) or not isinstance(change.get("field"), str):
         reading.problem(path, "a change needs 'field' (a string)")
         return
-    if change["field"] in health_payload.HEALTH_FIELDS:
-        event, problem = health_payload.read_change(
-            change["field"], change.get("value"), waba_id, entry_time, received_at
-        )
-        if event is None:
-            reading.problem(f"{path}.value", problem)
-        else:
-            reading.events.append(event)
-        return
     if change["field"] != "messages":
-        name = change["field"]
-        reading.ignored_fields[name if name in KNOWN_FIELDS else "other"] += 1
+        _read_other_field(change, path, waba_id, reading, received_at, entry_time)
         return
     value, metadata = change.get("value"), None
     if isinstance(value, dict):
@@ -158,6 +148,28 @@ def _read_change(
     context = {"api": CLOUD, "waba_id": waba_id}
     context.update((key, metadata.get(key)) for key in METADATA_KEYS)
     _read_items(value, f"{path}.value.", reading, received_at, context)
+
+
+def _read_other_field(
+    change: dict,
+    path: str,
+    waba_id: str | None,
+    reading: Reading,
+    received_at: float,
+    entry_time: Any,
+) -> None:
+    """A health field becomes a health event (webhook/health_payload.py); others are counted."""
+    name = change["field"]
+    if name not in health_payload.HEALTH_FIELDS:
+        reading.ignored_fields[name if name in KNOWN_FIELDS else "other"] += 1
+        return
+    event, problem = health_payload.read_change(
+        name, change.get("value"), waba_id, entry_time, received_at
+    )
+    if event is None:
+        reading.problem(f"{path}.value", problem)
+    else:
+        reading.events.append(event)
 
 
 def _optional_string(value: Any) -> bool:
