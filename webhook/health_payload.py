@@ -21,6 +21,9 @@ from catalog.health import FIELDS
 from webhook.schemas import Timestamp
 from workers import bounds
 
+MAX_TIME = 253402300800
+"""Year 10000 in Unix seconds: a later (or NaN) end cannot be shown as a date."""
+
 HEALTH_FIELDS = frozenset(FIELDS)
 """Fields read as health events; `webhook.payload` hands their changes here."""
 
@@ -160,8 +163,9 @@ def read_change(
 
 def health_event_id(field: str, waba_id: str | None, entry_time: Any, value: dict) -> str:
     """The same change delivered twice has the same id: its field, account, time and value."""
-    # ASCII JSON: a lone surrogate becomes an escape, so any value has an id.
-    canonical = json.dumps(value, sort_keys=True, default=str)
+    # Bounded first (depth, size), so no signed body is too deep to hash; ASCII JSON turns a
+    # lone surrogate into an escape.
+    canonical = json.dumps(bounds.value(value, limit=1 << 20), sort_keys=True, default=str)
     parts = ["health", field, waba_id or "", str(entry_time or ""), canonical]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
 
@@ -171,23 +175,25 @@ def _upper(value: Any) -> str | None:
 
 
 def expiration(value: Any) -> float | None:
-    """A restriction's end as Unix seconds: Meta sends seconds, some copies an ISO time."""
+    """A restriction's end as Unix seconds: Meta sends seconds, some copies an ISO time.
+
+    None for anything else, and for a time no calendar shows (NaN, beyond year 9999)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if 0 <= value < MAX_TIME else None
     if not isinstance(value, str):
         return None
     text = value.strip()
     if text.isdigit():
-        return float(text)
+        return expiration(int(text)) if len(text) < 15 else None
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+    return expiration(moment.timestamp())
 
 
 def _template_entity(loaded: dict) -> dict:

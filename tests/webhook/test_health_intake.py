@@ -90,6 +90,8 @@ class TestHealthIntake:
             {"type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "expiration": 1830000000.0},
         ]
         assert expiration("soon") is None and expiration(True) is None
+        assert expiration(float("nan")) is None and expiration(10**30) is None
+        assert expiration("9" * 40) is None
 
     def test_a_quality_change_says_what_it_was(self, post, redis):
         """previous_quality_score is kept as the previous state."""
@@ -146,6 +148,21 @@ class TestHealthIntake:
         assert reply.status_code == 200 and reply.json["quarantined"]
         assert "event" in reply.json["problems"][0]
         assert redis.llen(intake.INBOX) == 0
+
+
+class TestHostileHealth:
+    def test_a_deep_value_is_stored_or_quarantined_never_a_500(self, post, redis):
+        """A change value nested thousands deep is answered 200 and stored, cut to size."""
+        deep: dict = {}
+        node = deep
+        for _ in range(900):
+            node["x"] = {}
+            node = node["x"]
+        body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+            {"field": "security", "value": {"event": "PIN_CHANGED", "display_phone_number": "1",
+                                            "requester": "2", "extra": deep}}]}]}  # fmt: skip
+        reply = post.signed(body)
+        assert reply.status_code == 200 and reply.json["stored"] == 1
 
 
 class TestHealthOutage:
