@@ -120,6 +120,8 @@ class NameUpdate(_Lenient):
 
 class Capability(_Lenient):
     max_daily_conversations_per_business = _ident()
+    max_daily_conversation_per_phone = _ident()
+    max_phone_numbers_per_business = _ident()
     max_phone_numbers_per_waba = _ident()
 
 
@@ -298,9 +300,9 @@ def normalize(field: str, loaded: dict, waba_id: str | None, received_at: float)
         details = {key: loaded.get(key) for key in ("requested_verified_name", "rejection_reason")
                    if key in loaded}  # fmt: skip
     elif field == "business_capability_update":
-        current = {key: loaded.get(key) for key in
-                   ("max_daily_conversations_per_business", "max_phone_numbers_per_waba")
-                   if loaded.get(key) is not None}  # fmt: skip
+        keys = ("max_daily_conversations_per_business", "max_daily_conversation_per_phone",
+                "max_phone_numbers_per_business", "max_phone_numbers_per_waba")  # fmt: skip
+        current = {key: loaded[key] for key in keys if loaded.get(key) is not None}
     elif field == "security":
         current["security"] = event_value
         details = {"requester": loaded.get("requester")}

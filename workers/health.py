@@ -264,9 +264,9 @@ def process(
 
 
 def _limit(value: Any) -> float | None:
-    """A limit as a number: 2000, "2000", "TIER_10K", "TIER_UNLIMITED" (infinite)."""
+    """A limit as a number: 2000, "2000", "TIER_10K"; "TIER_UNLIMITED" and -1 are infinite."""
     text = str(value).upper().removeprefix("TIER_")
-    if text == "UNLIMITED":
+    if text in ("UNLIMITED", "-1"):
         return float("inf")
     scale = {"K": 1e3, "M": 1e6}.get(text[-1:], 1.0)
     try:
