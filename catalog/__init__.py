@@ -27,6 +27,9 @@ Severities (`SEVERITIES`):
     warning   expected to clear by itself or with a delayed resend; watch the rate
     info      an expected outcome (opt-out, experiment); nothing to fix
 
+Health entries (`catalog.health`, `health.json`) explain account, template and number
+events: `health_lookup(field, event)`, `health_entries(field=None)`.
+
 Retry policies (`RETRY_POLICIES`): `never` (resending the same message cannot help),
 `after_delay` (resend no sooner than `min_delay_seconds`), `immediate` (resend within seconds).
 """
@@ -44,6 +47,7 @@ from catalog.entry import (
     Text,
 )
 from catalog.explain import explain
+from catalog.health import HealthEntry, health_entries, health_lookup
 from catalog.lookup import lookup, parse_code
 from catalog.store import CatalogError, entries, http_statuses, normalize_api
 
@@ -56,11 +60,14 @@ __all__ = [
     "SEVERITIES",
     "CatalogError",
     "Entry",
+    "HealthEntry",
     "HttpStatus",
     "Retry",
     "Text",
     "entries",
     "explain",
+    "health_entries",
+    "health_lookup",
     "http_statuses",
     "lookup",
     "normalize_api",

@@ -1,10 +1,12 @@
-"""`GET /catalog` and `GET /catalog/<api>/<code>`: the error catalog as public, cacheable JSON."""
+"""`GET /catalog`, `/catalog/<api>/<code>` and `/catalog/health[/<field>/<event>]`: the
+catalog as public, cacheable JSON."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
 import catalog
+from catalog import health
 
 bp = Blueprint("catalog", __name__)
 
@@ -15,6 +17,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "api-unknown": (404, "Unknown api; use cloud, on_premises or on-premises."),
     "code-invalid": (404, "The error code must be a non-negative integer."),
     "category-unknown": (400, "Unknown category; use one of: " + ", ".join(catalog.CATEGORIES)),
+    "field-unknown": (404, "Unknown health field; use one of: " + ", ".join(health.FIELDS)),
 }
 
 
@@ -44,6 +47,23 @@ def show_entry(api: str, code: str) -> Response | tuple[Response, int]:
     if not (code.isascii() and code.isdigit()):
         return _error("code-invalid")
     return _cached(jsonify(catalog.lookup(int(code), canonical).to_dict()))
+
+
+@bp.get("/catalog/health")
+def list_health() -> Response | tuple[Response, int]:
+    """Every known health entry, optionally filtered by ?field=."""
+    field = request.args.get("field") or None
+    if field is not None and field not in health.FIELDS:
+        return _error("field-unknown")
+    return _cached(jsonify([entry.to_dict() for entry in catalog.health_entries(field)]))
+
+
+@bp.get("/catalog/health/<field>/<event>")
+def show_health(field: str, event: str) -> Response | tuple[Response, int]:
+    """One health entry; an unknown value answers the unknown entry (known: false), still 200."""
+    if field not in health.FIELDS:
+        return _error("field-unknown")
+    return _cached(jsonify(catalog.health_lookup(field, event.upper()).to_dict()))
 
 
 def _cached(response: Response) -> Response:

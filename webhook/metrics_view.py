@@ -30,6 +30,7 @@ from webhook.errors import error_response
 from workers import backlog, metrics, storage
 from workers.alerting import groups, silences
 from workers.connection import RedisNotConfigured
+from workers.health import tracker
 from workers.inbox import intake
 from workers.outcomes import deadletters
 
@@ -80,6 +81,17 @@ def _resends(connection: redis.Redis) -> GaugeMetricFamily:
     return family
 
 
+def _health_problems(connection: redis.Redis) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "wastatus_health_problems_open",
+        "Open account, template and number health problems, by field and severity.",
+        labels=["field", "severity"],
+    )
+    for (field, severity), count in tracker.open_counts(connection).items():
+        family.add_metric([field, severity], count)
+    return family
+
+
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
@@ -105,6 +117,7 @@ def redis_families(connection: redis.Redis) -> Iterator[Metric]:
                  groups.open_group_count(connection))  # fmt: skip
     yield _gauge("wastatus_silences_active", "Silences in force now.",
                  len(silences.active(connection)))  # fmt: skip
+    yield _health_problems(connection)
     yield _gauge("wastatus_rq_workers", "RQ workers registered on this Redis.",
                  Worker.count(connection=connection))  # fmt: skip
     yield _resends(connection)

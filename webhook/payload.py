@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import schemas
+from webhook import health_payload, schemas
 from workers import bounds, fastjson
 from workers.inbox.intake import event_id
 
@@ -119,18 +119,23 @@ def _read_cloud(document: dict, reading: Reading, received_at: float) -> None:
             reading.problem(path, "'id' must be a string and 'changes' a list")
             continue
         for j, change in enumerate(changes):
-            _read_change(change, f"{path}.changes[{j}]", waba_id, reading, received_at)
+            _read_change(change, f"{path}.changes[{j}]", waba_id, reading, received_at,
+                         entry.get("time"))  # fmt: skip
 
 
 def _read_change(
-    change: Any, path: str, waba_id: str | None, reading: Reading, received_at: float
+    change: Any,
+    path: str,
+    waba_id: str | None,
+    reading: Reading,
+    received_at: float,
+    entry_time: Any = None,
 ) -> None:
     if not isinstance(change, dict) or not isinstance(change.get("field"), str):
         reading.problem(path, "a change needs 'field' (a string)")
         return
     if change["field"] != "messages":
-        name = change["field"]
-        reading.ignored_fields[name if name in KNOWN_FIELDS else "other"] += 1
+        _read_other_field(change, path, waba_id, reading, received_at, entry_time)
         return
     value, metadata = change.get("value"), None
     if isinstance(value, dict):
@@ -143,6 +148,28 @@ def _read_change(
     context = {"api": CLOUD, "waba_id": waba_id}
     context.update((key, metadata.get(key)) for key in METADATA_KEYS)
     _read_items(value, f"{path}.value.", reading, received_at, context)
+
+
+def _read_other_field(
+    change: dict,
+    path: str,
+    waba_id: str | None,
+    reading: Reading,
+    received_at: float,
+    entry_time: Any,
+) -> None:
+    """A health field becomes a health event (webhook/health_payload.py); others are counted."""
+    name = change["field"]
+    if name not in health_payload.HEALTH_FIELDS:
+        reading.ignored_fields[name if name in KNOWN_FIELDS else "other"] += 1
+        return
+    event, problem = health_payload.read_change(
+        name, change.get("value"), waba_id, entry_time, received_at
+    )
+    if event is None:
+        reading.problem(f"{path}.value", problem)
+    else:
+        reading.events.append(event)
 
 
 def _optional_string(value: Any) -> bool:

@@ -29,6 +29,7 @@ from prometheus_client import Histogram
 
 from workers import bounds
 from workers.alerting import groups
+from workers.health import tracker
 from workers.inbox.enrich import enrich
 from workers.inbox.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
 from workers.jobs import job_connection
@@ -208,7 +209,10 @@ def process_batch(
         done["dead"] += 1
         return
     now = time.time()
-    enriched = [enrich(_read(item)) for item in claimed.items]
+    events = [_read(item) for item in claimed.items]
+    # Account, template and number health events have their own path (workers.health).
+    health_events = [event for event in events if event.get("kind") == "health"]
+    enriched = [enrich(event) for event in events if event.get("kind") != "health"]
     to_alert: dict[str, tuple[Route, list[dict]]] = {}
     to_retry: list[tuple[dict, Route, bool]] = []
     dropped: list[str] = []
@@ -223,6 +227,10 @@ def process_batch(
                 to_retry.append((event, chosen, not alerted))
             elif not alerted:
                 dropped.append(event["event_id"])
+    if health_events:
+        dropped.extend(tracker.process(connection, health_events, rules, settings, now))
+        done["health"] += len(health_events)
+    tracker.join(connection, enriched)  # failures of paused templates, restricted accounts
     for chosen, events in to_alert.values():
         groups.submit(connection, events, chosen, settings)
     with connection.pipeline(transaction=True) as pipe:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import APP_SECRET, ONPREM_TOKEN
+from tests.conftest import APP_SECRET, ONPREM_TOKEN, load_fixture
 from tests.deploy.conftest import DEPLOY, tool
 from tests.ops.conftest import Scrape, cloud_status
 from tests.processes import terminate
@@ -84,13 +84,14 @@ class TestDashboardFile:
 
     def test_it_covers_what_the_issue_asks_for(self):
         """Failures by code and category, webhook outcomes and latency, backlog, alert and
-        resend delivery, and health webhooks each have a panel reading their family."""
+        resend delivery, and health events and problems each have a panel reading their family."""
         exprs = " ".join(expr for _, expr in queries())
         for family in (
             "wastatus_failures_total", "wastatus_webhook_requests_total",
             "wastatus_webhook_request_seconds_bucket", "wastatus_inbox_events",
             "wastatus_alert_notifications_sent_total", "wastatus_alert_notifications_failed_total",
-            "wastatus_retries_total", "wastatus_resends", "wastatus_webhook_fields_ignored_total",
+            "wastatus_retries_total", "wastatus_resends", "wastatus_health_events_total",
+            "wastatus_health_problems_open",
         ):  # fmt: skip
             assert family in exprs, family
         assert "by (api, code)" in exprs and "by (category)" in exprs
@@ -192,9 +193,9 @@ class Stack:
             terminate(process)
 
 
-def health_webhook(field: str) -> dict:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
-            "changes": [{"field": field, "value": {"event": "FLAGGED"}}]}]}  # fmt: skip
+def health_webhook(name: str) -> dict:
+    """A health fixture (tests/fixtures/cloud/health_*.json): a problem the workers alert."""
+    return json.loads(load_fixture(f"cloud/health_{name}.json"))
 
 
 def onprem_failure(serial: int) -> dict:
@@ -211,8 +212,8 @@ def traffic(stack: Stack, wave: int) -> None:
         assert stack.post(body) == 200
         assert stack.post(body) == 200  # Meta's redelivery: a duplicate
     assert stack.post_onprem(onprem_failure(wave)) == 200
-    assert stack.post(health_webhook("account_update")) == 200
-    assert stack.post(health_webhook("message_template_status_update")) == 200
+    assert stack.post(health_webhook("account_restriction")) == 200
+    assert stack.post(health_webhook("template_paused")) == 200
     invalid = cloud_status("failed")
     invalid["entry"][0]["changes"][0]["value"]["statuses"][0]["status"] = "exploded"
     assert stack.post(invalid) == 200  # quarantined

@@ -76,12 +76,13 @@ class TestCloudFailures:
         )
 
     def test_every_entry_change_and_status_of_a_batch_is_taken(self, post, redis):
-        """Two entries, three changes: all four failures are stored, not just the first."""
+        """Two entries, four changes: all four failures (and the health event) are stored."""
         reply = post.fixture("cloud/batch_mixed.json")
-        assert reply.json["stored"] == 4
-        codes = sorted(event["errors"][0]["code"] for event in inbox(redis))
+        assert reply.json["stored"] == 5
+        failures = [event for event in inbox(redis) if event["kind"] != "health"]
+        codes = sorted(event["errors"][0]["code"] for event in failures)
         assert codes == [131000, 131016, 131026, 131047]
-        by_code = {event["errors"][0]["code"]: event for event in inbox(redis)}
+        by_code = {event["errors"][0]["code"]: event for event in failures}
         assert by_code[131047]["phone_number_id"] == "200000000000002"
         assert by_code[131026]["waba_id"] == "100000000000099"
 
@@ -169,13 +170,28 @@ class TestStatusesThatDidNotFail:
         assert redis.dbsize() == 0
 
     def test_other_fields_are_acknowledged_and_counted(self, post, redis):
-        """A message_template_status_update is answered 200 and counted, not rejected."""
+        """A field wastatus does not read (flows) is answered 200 and counted, not rejected."""
         from webhook.counters import FIELDS_IGNORED
 
-        counter = FIELDS_IGNORED.labels(field="message_template_status_update")
+        counter = FIELDS_IGNORED.labels(field="flows")
         before = counter._value.get()
-        assert post.fixture("cloud/template_status_update.json").status_code == 200
+        body = {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "flows", "value": {"event": "X"}}]}],
+        }
+        assert post.signed(body).status_code == 200
         assert counter._value.get() == before + 1
+        assert redis.dbsize() == 0
+
+    def test_a_template_status_update_is_stored_as_a_health_event(self, post, redis):
+        """message_template_status_update is no longer only counted: it is a health event."""
+        assert post.fixture("cloud/template_status_update.json").json["stored"] == 1
+        [event] = inbox(redis)
+        assert (event["kind"], event["field"], event["event"]) == (
+            "health",
+            "message_template_status_update",
+            "APPROVED",
+        )
 
     def test_statuses_are_counted_by_status(self, post):
         """Each status in a batch is counted under its api and status."""

@@ -11,6 +11,7 @@ from webhook.cli import (
     chaos,
     dead,
     explain,
+    health,
     quarantine,
     rules,
     serve,
@@ -49,6 +50,7 @@ main.add_command(explain.explain)
 main.add_command(catalog.catalog)
 main.add_command(rules.rules)
 main.add_command(status.status)
+main.add_command(health.health_command)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
 main.add_command(chaos.chaos)

@@ -9,7 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 import catalog
-from catalog import Entry, Retry
+from catalog import Entry, HealthEntry, Retry
+from catalog.health import parse_key
 from webhook.cli.common import print_json
 
 API_CHOICES = ["cloud", "on-premises", "on_premises"]
@@ -25,6 +26,8 @@ LABELS = {
         "doubt": "注意",
         "guess": "カタログにないコードです(範囲からの推定)",
         "deprecated": "廃止されたコード",
+        "effect": "種別",
+        "unknown_event": "カタログにない値です",
     },
     "en": {
         "explanation": "Meaning",
@@ -36,6 +39,8 @@ LABELS = {
         "doubt": "Doubt",
         "guess": "Not in the catalog (guessed from the code's range)",
         "deprecated": "Deprecated code",
+        "effect": "Effect",
+        "unknown_event": "Not in the catalog",
     },
 }
 SEVERITY_STYLES = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "green"}
@@ -91,13 +96,42 @@ def render_card(entry: Entry, lang: str) -> Panel:
     return Panel(grid, title=f"{entry.api} {code} · {escape(entry.title)}", title_align="left")
 
 
+def render_health_card(entry: HealthEntry, lang: str) -> Panel:
+    """A rich panel for one health event (field/EVENT)."""
+    labels = LABELS[lang]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    if not entry.known:
+        grid.add_row("", f"[italic]{labels['unknown_event']}[/italic]")
+    grid.add_row(labels["explanation"], escape(entry.explanation.get(lang)))
+    grid.add_row(labels["action"], escape(entry.action.get(lang)))
+    grid.add_row(labels["category"], entry.category)
+    style = SEVERITY_STYLES[entry.severity]
+    grid.add_row(labels["severity"], f"[{style}]{entry.severity}[/{style}]")
+    grid.add_row(labels["effect"], f"{entry.effect} ({entry.entity})")
+    if entry.doubt:
+        grid.add_row(labels["doubt"], escape(entry.doubt))
+    for source in entry.source:
+        grid.add_row("", escape(source))
+    return Panel(grid, title=f"{escape(entry.key)} · {escape(entry.title)}", title_align="left")
+
+
 @click.command()
 @click.argument("code")
 @click.option("--api", type=click.Choice(API_CHOICES), help="Which API sent the code.")
 @click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON for scripts.")
 def explain(code: str, api: str | None, lang: str, as_json: bool) -> None:
-    """Explain an error CODE: meaning, whose problem, whether to resend, what to do."""
+    """Explain an error CODE, or a health event as FIELD/EVENT (account_update/DISABLE)."""
+    health = parse_key(code)
+    if health is not None:
+        found = catalog.health_lookup(*health)
+        if as_json:
+            print_json(found.to_dict())
+        else:
+            Console().print(render_health_card(found, lang))
+        return
     entry = catalog.lookup(code, api)
     if as_json:
         print_json(entry.to_dict())

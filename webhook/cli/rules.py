@@ -15,6 +15,7 @@ from rich.table import Table
 from webhook.cli.common import print_json
 from webhook.payload import read_document
 from workers import preflight
+from workers.health import tracker
 from workers.inbox.enrich import enrich
 from workers.inbox.intake import event_id
 from workers.resend.schedule import min_delay
@@ -125,6 +126,32 @@ def read_events(path: str) -> list[dict]:
     return reading.events
 
 
+def _advice(result: dict) -> str:
+    if result.get("effect"):  # a health event: a problem alerts, the rest are counted
+        return result["effect"] if result["routes"] else f"{result['effect']}, counted, not alerted"
+    return f"retry {result['retry_policy']}"
+
+
+def _health_result(event: dict, loaded: Rules) -> dict:
+    """What `rules test` shows for a health event: its entry and, for a problem, its routes."""
+    enriched = tracker.enrich(event)
+    entry = enriched["catalog"]
+    taken = route(enriched, loaded) if entry["effect"] == "problem" else []
+    taken = [tracker.health_route(one) if one.action == "alert" else one for one in taken]
+    return {
+        "event_id": enriched["event_id"],
+        "api": "cloud",
+        "code": f"{enriched['field']}/{enriched['event']}",
+        "title": entry["title"],
+        "category": entry["category"],
+        "severity": entry["severity"],
+        "retry_policy": None,
+        "effect": entry["effect"],
+        "first_resend_after": None,
+        "routes": [chosen.to_dict() for chosen in taken],
+    }
+
+
 @rules.command("test")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("event_file", metavar="EVENT.json", type=click.Path(exists=True, dir_okay=False))
@@ -138,6 +165,9 @@ def test_(file: str, event_file: str, as_json: bool) -> None:
         raise click.ClickException(f"{event_file}: not JSON ({error})") from None
     results = []
     for event in events:
+        if event.get("kind") == "health":
+            results.append(_health_result(event, loaded))
+            continue
         enriched = enrich(event)
         taken = route(enriched, loaded)
         results.append(
@@ -164,7 +194,7 @@ def test_(file: str, event_file: str, as_json: bool) -> None:
         console.print(
             f"[bold]{result['api']} {result['code']}[/] {result['title']} "
             f"([cyan]{result['category']}[/], {result['severity']}, "
-            f"retry {result['retry_policy']})",
+            f"{_advice(result)})",
             highlight=False,
         )
         for chosen in result["routes"]:

@@ -21,6 +21,7 @@ from webhook import quarantine
 from webhook.cli.common import print_json, redis_or_exit
 from workers import backlog, storage
 from workers.alerting import groups, silences
+from workers.health import tracker
 from workers.outcomes import deadletters, stats
 from workers.settings import Settings, current, parse_duration
 
@@ -88,7 +89,19 @@ def collect(connection: redis.Redis, seconds: float, settings: Settings | None =
         "quarantine": quarantine.size(connection),
         "dead_letters": deadletters.count(connection),
         "redis_memory": storage.memory(connection),
+        "health": _health(connection),
     }
+
+
+def _health(connection: redis.Redis) -> dict:
+    """A short health section: open problems by severity and the worst few (`wastatus health`)."""
+    problems = tracker.open_problems(connection, prune=False)
+    by_severity: dict[str, int] = {}
+    for problem in problems:
+        by_severity[problem["severity"]] = by_severity.get(problem["severity"], 0) + 1
+    shown = [{key: problem.get(key) for key in ("field", "event", "severity", "entity", "ends")}
+             for problem in problems[:5]]  # fmt: skip
+    return {"open": len(problems), "by_severity": by_severity, "problems": shown}
 
 
 def _matchers(matchers: Mapping) -> str:
@@ -158,6 +171,17 @@ def render(report: dict, console: Console, lang: str) -> None:
         console.print(table)
     else:
         console.print("no active silences")
+
+    found = report["health"]
+    if found["open"]:
+        severities = ", ".join(f"{count} {name}" for name, count in found["by_severity"].items())
+        console.print(f"health: {found['open']} open problems ({severities}; wastatus health)")
+        for problem in found["problems"]:
+            entity = problem.get("entity") or {}
+            name = entity.get("name") or entity.get("id") or "?"
+            console.print(f"  {problem['severity']}: {problem['field']}/{problem['event']} {name}")
+    else:
+        console.print("health: no open problems")
 
     quarantined, dead = report["quarantine"], report["dead_letters"]
     console.print(

@@ -238,8 +238,10 @@ def post(urls: Sequence[str], alerts: list[dict], timeout: float, kind: str) -> 
 
 
 def send(urls: Sequence[str], alert: Mapping, settings: Settings) -> DeliveryResult:
-    """One try at delivering a notification: its group's alert, firing, to every URL."""
-    found = ending(postable(alert, settings), time.time() + LIFETIME_SECONDS)
+    """One try at delivering a notification: its group's alert to every URL, firing, or ended
+    now when the notification says the group resolved (a health recovery)."""
+    ends = time.time() if alert.get("status") == "resolved" else time.time() + LIFETIME_SECONDS
+    found = ending(postable(alert, settings), ends)
     return post(urls, [found], settings.http_timeout, "notification")
 
 

@@ -27,7 +27,7 @@ import rq
 from prometheus_client import Counter
 
 from workers import bounds
-from workers.alerting import alertmanager, notifications, silences
+from workers.alerting import alertmanager, health_text, notifications, silences
 from workers.jobs import (
     Lock,
     current_job_id,
@@ -223,6 +223,8 @@ def group_id(label: str) -> str:
 
 def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     """One entry of a notification's `alerts[]`, from an enriched event."""
+    if event.get("kind") == "health":
+        return _health_item(event)
     entry = event.get("catalog") or {}
     recipient = event.get("recipient_id")
     item = {
@@ -249,7 +251,37 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
         item["retry_exhausted"] = True
         item["attempts"] = event.get("retry_attempts") or event.get("attempt")
         item["retry_reason"] = event.get("retry_reason")
+    if event.get("health"):
+        item["health"] = event["health"]  # the known state its code points at (workers.health)
     return item
+
+
+def _health_item(event: Mapping) -> dict:
+    """`alert_item` of an account, template or number health event (docs/alerts.md)."""
+    entry = event.get("catalog") or {}
+    return {
+        "event_id": event.get("event_id"),
+        "kind": "health",
+        "api": "cloud",
+        "field": event.get("field"),
+        "event": event.get("event"),
+        "entity": event.get("entity"),
+        "previous": event.get("previous") or {},
+        "current": event.get("current") or {},
+        "ends": health_text.date(event.get("ends")),
+        "title": entry.get("title"),
+        "category": entry.get("category"),
+        "severity": entry.get("severity"),
+        "effect": entry.get("effect"),
+        "explanation": entry.get("explanation"),
+        "action": entry.get("action"),
+        "known": entry.get("known"),
+        "source": (entry.get("source") or [None])[0],
+        "details": bounds.value(event.get("details"), SAMPLE_TEXT_MAX, depth=3),
+        "code": None,
+        "waba_id": event.get("waba_id"),
+        "timestamp": event.get("timestamp"),
+    }
 
 
 def _meta(route: Route, retry_exhausted: bool, labels: dict) -> str:
@@ -362,6 +394,49 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         return result
     finally:
         lock.release()
+
+
+_CLOSE = """
+local g, p, s, z, n, ne, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+if redis.call('EXISTS', g) == 0 then return 0 end
+local pending = redis.call('SCARD', p)
+if pending > 0 then redis.call('RENAME', p, ne) end
+redis.call('SADD', ne, ARGV[3])
+local sample = redis.call('LRANGE', s, 0, tonumber(ARGV[6]) - 2)
+table.insert(sample, 1, ARGV[4])
+local count = tonumber(redis.call('HGET', g, 'count') or '0') + 1
+local record = {'gid', ARGV[1], 'group_key', redis.call('HGET', g, 'group_key'),
+  'status', 'resolved', 'count', count, 'events', pending + 1,
+  'first_seen', redis.call('HGET', g, 'first_seen'), 'last_seen', ARGV[2],
+  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta')}
+-- the delivery state `notifications.opening` gives (ARGV[7] on)
+for i = 7, #ARGV do record[#record + 1] = ARGV[i] end
+redis.call('HSET', n, unpack(record))
+redis.call('ZADD', outbox, ARGV[2], ARGV[5])
+redis.call('DEL', g, p, s)
+redis.call('ZREM', z, ARGV[1])
+-- an alert kept firing in Alertmanager ends with the group
+if redis.call('HEXISTS', KEYS[8], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[9], ARGV[1], ARGV[2])
+end
+return 1
+"""
+
+
+def close(connection: redis.Redis, gid: str, event: Mapping, now: float) -> bool:
+    """Close the open group `gid` at once with a `resolved` notification that carries `event`
+    (a recovery), and queue its delivery. False when the group was not open."""
+    nid = new_id()
+    item = json.dumps(alert_item(event), ensure_ascii=False)
+    opening = notifications.opening(nid, now)
+    keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
+            notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED]  # fmt: skip
+    args = [gid, f"{now:.3f}", event["event_id"], item, nid, SAMPLE_SIZE,
+            *(part for pair in opening.items() for part in pair)]  # fmt: skip
+    if not connection.register_script(_CLOSE)(keys=keys, args=args):
+        return False
+    notifications.enqueue(connection, nid, str(opening["job"]), 0.0)
+    return True
 
 
 _PASS_TURN = """

@@ -122,6 +122,11 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
         "truncated": count > len(items),
         "alerts": items,
     }
+    first = items[0] if items and isinstance(items[0], dict) else {}
+    alert["kind"] = "health" if first.get("kind") == "health" else "failure"
+    if alert["kind"] == "health":  # what the group is about, from its latest event
+        keys = ("field", "event", "entity", "previous", "current")
+        alert |= {key: first.get(key) for key in keys}
     if state.get("replay_of"):
         alert["replay_of"] = state["replay_of"]
     lang = (settings or current()).lang
@@ -160,7 +165,8 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
         alert = payload(nid, state, receiver.name, settings)
         result = receivers.send(receiver, alert, nid, done, settings)
         if result.ok:
-            if receiver.type == "alertmanager":  # kept firing there until the group closes
+            if receiver.type == "alertmanager" and alert["status"] != "resolved":
+                # kept firing there until the group closes
                 alertmanager.track(connection, receiver.urls, alert, state, settings)
             _finish(connection, nid, state, "delivered", receiver.name)
             return "delivered"

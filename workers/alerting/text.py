@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from workers.alerting import health_text
+
 LANGUAGES = ("ja", "en")
 
 _WORDS = {
@@ -54,6 +56,8 @@ def title(alert: Mapping, lang: str) -> str:
     """One line: what kind of notification, which code, how many."""
     words = _WORDS[lang]
     first = (alert.get("alerts") or [{}])[0]
+    if first.get("kind") == "health":
+        return health_text.title(alert, lang)
     status = words.get(alert["status"], alert["status"])
     if alert.get("retry_exhausted"):
         status = f"{status} ({words['exhausted']})"
@@ -67,6 +71,8 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
     words = _WORDS[lang]
     sample = alert.get("alerts") or []
     first = sample[0] if sample else {}
+    if first.get("kind") == "health":
+        return health_text.body(alert, lang)
     retry = first.get("retry") or {}
     lines = [
         f"{words['count']}: {alert['count']} {words['unit']}",

@@ -34,8 +34,16 @@ MATCHER_KEYS = (
     "recipient_prefix",
     "status",
     "kind",
+    "field",
+    "event",
+    "template_name",
+    "template_id",
+    "display_phone_number",
+    "entity_type",
+    "entity_id",
 )
-"""What a route or a silence can match on; a list of values means any of them."""
+"""What a route or a silence can match on; a list of values means any of them. `field` to
+`entity_id` are for health events (docs/alerts.md, "Health events")."""
 
 GROUP_FIELDS = (
     "api",
@@ -48,6 +56,10 @@ GROUP_FIELDS = (
     "status",
     "kind",
     "recipient_id",
+    "field",
+    "event",
+    "aspect",
+    "entity_key",
 )
 """Event fields a route may group alerts by (category and severity come from the catalog)."""
 
@@ -441,7 +453,7 @@ def _matcher_value(key: str, value: Any) -> Any:
         "category": catalog.CATEGORIES,
         "severity": catalog.SEVERITIES,
         "retry": catalog.RETRY_POLICIES,
-        "kind": ("status", "error", "message"),
+        "kind": ("status", "error", "message", "health"),
     }
     if key == "code":
         if value is None or (isinstance(value, str) and value.strip().lower() == "none"):

@@ -1,0 +1,439 @@
+"""Health events in the workers: explained, remembered, routed, alerted and resolved.
+
+The drain job hands its batch's health events (kind "health", see `webhook.health_payload`) to
+`process`. Each is explained from the catalog's health entries, compared with the last known
+state of its entity (a template, a phone number, an account) so its alert says what changed,
+and then, by the entry's effect:
+
+- a **problem** is routed by the rules file like a failure and, on an alert route, joins an
+  alert group of its own (by default one per field, aspect and entity), silenced the same way;
+  it is remembered as an open problem;
+- a **recovery** (REINSTATED, GREEN, UNFLAGGED, REINSTATE, a restriction's end passing) closes
+  the open problem's group with a `resolved` notification that carries it;
+- a **benign** event is counted and only updates the state.
+
+State is bounded: at most `MAX_ENTITIES` entities (the least recently changed go first), each
+kept `STATE_SECONDS` after its last change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+import rq
+from prometheus_client import Counter
+
+import catalog
+import catalog.health
+from workers.alerting import groups
+from workers.jobs import FAILURE_TTL, RERUN_INTERVALS, job_connection
+from workers.outcomes import ledger
+from workers.queues import ALERTS, get_queue
+from workers.routing.router import route
+from workers.routing.rules import DEFAULT_GROUP_BY, Route, Rules
+from workers.settings import Settings, current
+
+STATE_PREFIX = "wastatus:health:state:"
+"""`STATE_PREFIX + entity_key`: hash aspect → JSON value of an entity's last known state, plus
+`entity` (the entity as JSON), `waba_id` and `updated_at`."""
+
+ENTITIES = "wastatus:health:entities"
+"""Sorted set of the entity keys with a state, scored by their last change."""
+
+OPEN = "wastatus:health:open"
+"""Hash problem key (`field|aspect|entity_key`) → JSON of the open problem: its event, severity,
+since, end (restrictions) and the alert groups it went to."""
+
+COUNTS = "wastatus:health:counts"
+"""Hash `field/event` → health events taken (unknown values as `field/other`)."""
+
+MAX_ENTITIES = 10_000
+"""Entities whose state is kept; the least recently changed beyond this are forgotten."""
+
+STATE_SECONDS = 90 * 86400
+"""How long an entity's state is kept after its last change."""
+
+HEALTH_GROUP_BY = ("field", "aspect", "entity_key")
+"""How health events are grouped when their route keeps the failures' default grouping."""
+
+ASPECTS = (
+    "flag", "ban", "restrictions", "violation", "quality", "status", "category", "security",
+    "decision", "alert", "tier", "max_daily_conversations_per_business",
+)  # fmt: skip
+"""The part of an entity's state an event is about: the first of these its `current` names.
+A recovery resolves the open problem of the same field, aspect and entity."""
+
+EXPIRE_JOB = "workers.health.tracker.expire_restriction"
+
+JOINED_CODES = {132015: "template", 132016: "template", 131031: "waba", 368: "waba"}
+"""Failure codes whose alert carries the matching health state (paused or disabled templates,
+an account's ban and restrictions)."""
+
+HEALTH_EVENTS = Counter(
+    "wastatus_health_events",
+    "Health events taken by the drain job, by field, event (other when unknown) and effect.",
+    ["field", "event", "effect"],
+)
+RESOLVED = Counter(
+    "wastatus_health_resolved",
+    "Open health problems resolved by a recovery, by field.",
+    ["field"],
+)
+
+
+def entity_key(event: Mapping) -> str:
+    entity = event.get("entity") or {}
+    return f"{entity.get('type') or 'waba'}:{entity.get('id') or event.get('waba_id') or '?'}"
+
+
+def aspect_of(current: Mapping | None) -> str:
+    """The aspect an event is about (see ASPECTS); "event" when its state names none."""
+    for name in ASPECTS:
+        if name in (current or {}):
+            return name
+    return "event"
+
+
+def problem_key(event: Mapping) -> str:
+    return f"{event['field']}|{event['aspect']}|{event['entity_key']}"
+
+
+def enrich(event: Mapping) -> dict:
+    """A new dict: `event` with its health entry under `catalog`, its aspect and entity key."""
+    entry = catalog.health_lookup(event.get("field") or "", event.get("event"))
+    explained = entry.to_dict()
+    explained["retry"] = None
+    return {
+        **event,
+        "code": None,
+        "catalog": explained,
+        "aspect": aspect_of(event.get("current")),
+        "entity_key": entity_key(event),
+        "ends": restriction_end(event.get("current")),
+    }
+
+
+def restriction_end(current: Mapping | None) -> float | None:
+    """The latest end of an account's restrictions (Unix seconds), or None."""
+    ends = [
+        item["expiration"]
+        for item in (current or {}).get("restrictions") or []
+        if isinstance(item, Mapping) and isinstance(item.get("expiration"), (int, float))
+    ]
+    return max(ends) if ends else None
+
+
+def _read_state(connection: redis.Redis, key: str) -> dict[str, Any]:
+    raw = connection.hgetall(STATE_PREFIX + key)
+    state = {}
+    for name, value in raw.items():
+        try:
+            state[name.decode()] = json.loads(value)
+        except ValueError:
+            continue
+    return state
+
+
+def _write_state(connection: redis.Redis, event: Mapping, now: float) -> None:
+    key = STATE_PREFIX + event["entity_key"]
+    current = dict(event.get("current") or {})
+    if event["field"] == "phone_number_quality_update" and event["event"] == "UNFLAGGED":
+        current["flag"] = None  # no flag any more; Meta does not say the quality it came back to
+    values = {name: json.dumps(value) for name, value in current.items()}
+    values |= {
+        "entity": json.dumps(event.get("entity") or {}),
+        "waba_id": json.dumps(event.get("waba_id")),
+        "updated_at": json.dumps(now),
+        f"event:{event['field']}": json.dumps(event.get("event")),
+    }
+    with connection.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=values)
+        pipe.expire(key, STATE_SECONDS)
+        pipe.zadd(ENTITIES, {event["entity_key"]: now})
+        pipe.execute()
+    excess = connection.zcard(ENTITIES) - MAX_ENTITIES
+    if excess > 0:
+        oldest = [raw.decode() for raw in connection.zrange(ENTITIES, 0, excess - 1)]
+        with connection.pipeline(transaction=True) as pipe:
+            pipe.delete(*(STATE_PREFIX + name for name in oldest))
+            pipe.zrem(ENTITIES, *oldest)
+            pipe.execute()
+
+
+def _count(connection: redis.Redis, event: Mapping) -> None:
+    entry = event["catalog"]
+    label = event["event"] if entry.get("known") else "other"
+    HEALTH_EVENTS.labels(event["field"], label, entry["effect"]).inc()
+    connection.hincrby(COUNTS, f"{event['field']}/{label}", 1)
+
+
+def health_route(chosen: Route) -> Route:
+    """`chosen`, grouping by HEALTH_GROUP_BY when it keeps the failures' default grouping."""
+    if tuple(chosen.group_by) == DEFAULT_GROUP_BY:
+        return dataclasses.replace(chosen, group_by=HEALTH_GROUP_BY)
+    return chosen
+
+
+def process(
+    connection: redis.Redis,
+    events: Iterable[dict],
+    rules: Rules,
+    settings: Settings,
+    now: float | None = None,
+) -> list[str]:
+    """Handle a batch's health events in the order Meta sent them; returns the ids to record
+    as dropped (benign events, recoveries with nothing open, problems a rule dropped)."""
+    now = time.time() if now is None else now
+    dropped: list[str] = []
+    ordered = sorted(events, key=lambda e: (e.get("timestamp") or 0, e.get("received_at") or 0))
+    for raw in ordered:
+        event = enrich(raw)
+        known = _read_state(connection, event["entity_key"])
+        if event["field"] == "business_capability_update" and _lowered(known, event):
+            event = enrich({**raw, "event": "LIMIT_DECREASED"})
+        stated = {name: known[name] for name in event.get("current") or {} if name in known}
+        event["previous"] = stated | (event.get("previous") or {})
+        _write_state(connection, event, now)
+        _count(connection, event)
+        effect = event["catalog"]["effect"]
+        if effect == "problem":
+            if not _open(connection, event, rules, settings, now):
+                dropped.append(event["event_id"])
+        elif effect == "recovery":
+            if not resolve(connection, problem_key(event), event, settings, now):
+                dropped.append(event["event_id"])
+        else:
+            dropped.append(event["event_id"])
+    return dropped
+
+
+def _limit(value: Any) -> float | None:
+    """A limit as a number: 2000, "2000", "TIER_10K"; "TIER_UNLIMITED" and -1 are infinite."""
+    text = str(value).upper().removeprefix("TIER_")
+    if text in ("UNLIMITED", "-1"):
+        return float("inf")
+    scale = {"K": 1e3, "M": 1e6}.get(text[-1:], 1.0)
+    try:
+        return float(text[:-1] if scale != 1.0 else text) * scale
+    except ValueError:
+        return None
+
+
+def _lowered(known: Mapping, event: Mapping) -> bool:
+    """True when a capability update lowers a limit wastatus knew."""
+    for key, now in (event.get("current") or {}).items():
+        before, after = _limit(known.get(key)), _limit(now)
+        if before is not None and after is not None and after < before:
+            return True
+    return False
+
+
+def _open(
+    connection: redis.Redis, event: dict, rules: Rules, settings: Settings, now: float
+) -> bool:
+    """Route a problem; on alert routes, submit it and remember it as open. False: dropped."""
+    taken = [health_route(chosen) for chosen in route(event, rules) if chosen.action == "alert"]
+    if not taken:
+        return False
+    gids = []
+    for chosen in taken:
+        groups.submit(connection, [event], chosen, settings)
+        gids.append(groups.group_id(groups.group_label(event, chosen)))
+    key = problem_key(event)
+    end = restriction_end(event.get("current"))
+    before = connection.hget(OPEN, key)
+    known = json.loads(before) if before else {}
+    record = {
+        "field": event["field"],
+        "aspect": event["aspect"],
+        "entity_key": event["entity_key"],
+        "entity": event.get("entity"),
+        "waba_id": event.get("waba_id"),
+        "event": event["event"],
+        "severity": event["catalog"]["severity"],
+        "title": event["catalog"]["title"],
+        "since": known.get("since", now),
+        "ends": end,
+        "gids": sorted(set(known.get("gids", [])) | set(gids)),
+    }
+    connection.hset(OPEN, key, json.dumps(record))
+    if end is not None:
+        _schedule_expiry(connection, key, end, now)
+    return True
+
+
+def _schedule_expiry(connection: redis.Redis, key: str, end: float, now: float) -> None:
+    """Check the restriction again once it ends (a whole second later: RQ's scheduler)."""
+    queue = get_queue(connection, ALERTS)
+    options = {"result_ttl": 0, "failure_ttl": FAILURE_TTL,
+               "retry": rq.Retry(max=3, interval=RERUN_INTERVALS)}  # fmt: skip
+    if end <= now:
+        queue.enqueue(EXPIRE_JOB, key, end, **options)
+    else:
+        at = dt.datetime.fromtimestamp(int(end) + 1, dt.UTC)
+        queue.enqueue_at(at, EXPIRE_JOB, key, end, **options)
+
+
+def resolve(
+    connection: redis.Redis, key: str, recovery: dict, settings: Settings, now: float
+) -> bool:
+    """Close the open problem `key` with a resolved notification carrying `recovery`.
+
+    False when nothing was open (or its groups were closed or silenced): nothing to say."""
+    raw = connection.hget(OPEN, key)
+    if raw is None:
+        return False
+    problem = json.loads(raw)
+    resolved = False
+    for gid in problem.get("gids", []):
+        resolved = groups.close(connection, gid, recovery, now) or resolved
+    connection.hdel(OPEN, key)
+    if resolved:
+        RESOLVED.labels(recovery.get("field") or "other").inc()
+    return resolved
+
+
+def expire_restriction(key: str, end: float) -> str:
+    """RQ job: an account restriction's end passed; resolve its open problem if still open."""
+    connection = job_connection()
+    raw = connection.hget(OPEN, key)
+    if raw is None:
+        return "closed"
+    problem = json.loads(raw)
+    now = time.time()
+    if problem.get("ends") is None or problem["ends"] > end or problem["ends"] > now:
+        return "extended"  # a later restriction moved the end: its own job comes then
+    recovery = {
+        "kind": "health",
+        "api": "cloud",
+        "field": problem["field"],
+        "event": "RESTRICTION_EXPIRED",
+        "waba_id": problem.get("waba_id"),
+        "entity": problem.get("entity") or {},
+        "previous": {"restrictions": "open"},
+        "current": {"restrictions": []},
+        "details": {"ended": end},
+        "errors": [],
+        "timestamp": int(end),
+        "received_at": now,
+    }
+    recovery["event_id"] = hashlib.sha256(f"expired\x1f{key}\x1f{end}".encode()).hexdigest()[:32]
+    event = enrich(recovery)
+    event["aspect"] = problem["aspect"]
+    _write_state(connection, event, now)
+    _count(connection, event)
+    if resolve(connection, key, event, current(), now):
+        return "resolved"
+    ledger.record(connection, "dropped", [event["event_id"]])
+    return "nothing open"
+
+
+def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
+    """The open health problems, most severe first. Those whose alert groups all closed (the
+    resolve time passed, or they were silenced) are not open any more: left out, and with
+    `prune` forgotten."""
+    found = []
+    for key, raw in connection.hgetall(OPEN).items():
+        try:
+            problem = json.loads(raw)
+            gids = list(problem.get("gids") or [])
+        except (ValueError, TypeError, AttributeError):
+            continue  # not written by this module: never let it break a scrape or a status
+        if not {"severity", "field", "since"} <= problem.keys():
+            continue
+
+        alive = [gid for gid in gids if connection.exists(groups.group_hash(gid))]
+        if gids and not alive:
+            if prune:
+                connection.hdel(OPEN, key)
+            continue
+        problem["key"] = key.decode()
+        found.append(problem)
+    order = {name: index for index, name in enumerate(catalog.SEVERITIES)}
+    found.sort(key=lambda item: (order.get(item["severity"], 9), -item["since"]))
+    return found
+
+
+def entities(connection: redis.Redis, limit: int = 1000) -> list[dict]:
+    """The known templates, numbers and accounts with their state, latest change first."""
+    keys = [raw.decode() for raw in connection.zrevrange(ENTITIES, 0, limit - 1)]
+    found = []
+    for key in keys:
+        state = _read_state(connection, key)
+        if not state:
+            continue
+        entity = state.pop("entity", {}) or {}
+        updated = state.pop("updated_at", None)
+        waba = state.pop("waba_id", None)
+        events = {name.removeprefix("event:"): state.pop(name) for name in list(state)
+                  if name.startswith("event:")}  # fmt: skip
+        found.append({"key": key, "entity": entity, "waba_id": waba, "state": state,
+                      "last_events": events, "updated_at": updated})  # fmt: skip
+    return found
+
+
+def open_counts(connection: redis.Redis) -> dict[tuple[str, str], int]:
+    """Open problems by (field, severity), every pair present (0 when none), for /metrics."""
+    counts = {(field, severity): 0 for field in catalog.health.FIELDS
+              for severity in catalog.SEVERITIES}  # fmt: skip
+    for problem in open_problems(connection, prune=False):
+        pair = (problem["field"], problem["severity"])
+        if pair in counts:
+            counts[pair] += 1
+    return counts
+
+
+def summary(connection: redis.Redis) -> dict:
+    """`wastatus health --json`: entities, open problems, and counts by field and severity."""
+    problems = open_problems(connection)
+    by = {}
+    for problem in problems:
+        name = f"{problem['field']}/{problem['severity']}"
+        by[name] = by.get(name, 0) + 1
+    counts = {key.decode(): int(value) for key, value in connection.hgetall(COUNTS).items()}
+    return {
+        "entities": entities(connection),
+        "open_problems": problems,
+        "open_by_field_severity": by,
+        "events": counts,
+    }
+
+
+def joined_state(connection: redis.Redis, event: Mapping) -> dict | None:
+    """The known health state a failure's code points at, or None (see JOINED_CODES)."""
+    kind = JOINED_CODES.get(event.get("code"))  # type: ignore[arg-type]
+    waba = event.get("waba_id")
+    if kind is None or not waba:
+        return None
+    if kind == "waba":
+        state = _read_state(connection, f"waba:{waba}")
+        wanted = {key: state[key] for key in ("ban", "restrictions", "violation", "status")
+                  if key in state}  # fmt: skip
+        return {"waba": {"id": waba, **wanted}} if wanted else None
+    trouble = {"PAUSED", "DISABLED", "FLAGGED", "DELETED", "PENDING_DELETION"}
+    templates = []
+    for problem in open_problems(connection):
+        same = problem.get("waba_id") == waba and problem.get("event") in trouble
+        if same and problem["field"] == "message_template_status_update":
+            templates.append({**(problem.get("entity") or {}), "status": problem["event"]})
+    return {"templates": templates[:10]} if templates else None
+
+
+def join(connection: redis.Redis, events: list[dict]) -> None:
+    """Attach the known health state to failures whose code points at one (in place)."""
+    cache: dict[tuple, dict | None] = {}
+    for event in events:
+        if event.get("code") not in JOINED_CODES:
+            continue
+        key = (event.get("code"), event.get("waba_id"))
+        if key not in cache:
+            cache[key] = joined_state(connection, event)
+        if cache[key]:
+            event["health"] = cache[key]
