@@ -5,17 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 import catalog
+from webhook.errors import error_response
 
 bp = Blueprint("catalog", __name__)
 
 # The catalog only changes with a deploy, so clients and proxies may keep answers for an hour.
 CACHE_CONTROL = "public, max-age=3600"
-
-ERRORS: dict[str, tuple[int, str]] = {
-    "api-unknown": (404, "Unknown api; use cloud, on_premises or on-premises."),
-    "code-invalid": (404, "The error code must be a non-negative integer."),
-    "category-unknown": (400, "Unknown category; use one of: " + ", ".join(catalog.CATEGORIES)),
-}
 
 
 @bp.get("/catalog")
@@ -26,9 +21,9 @@ def list_entries() -> Response | tuple[Response, int]:
     try:
         api = catalog.normalize_api(api)
     except ValueError:
-        return _error("api-unknown")
+        return error_response("api-unknown")
     if category is not None and category not in catalog.CATEGORIES:
-        return _error("category-unknown")
+        return error_response("category-unknown")
     found = catalog.entries(api=api, category=category)
     return _cached(jsonify([entry.to_dict() for entry in found]))
 
@@ -39,18 +34,13 @@ def show_entry(api: str, code: str) -> Response | tuple[Response, int]:
     try:
         canonical = catalog.normalize_api(api)
     except ValueError:
-        return _error("api-unknown")
+        return error_response("api-unknown")
     # Only plain digits: "131049: title" forms are for payloads, not for addresses.
     if not (code.isascii() and code.isdigit()):
-        return _error("code-invalid")
+        return error_response("code-invalid")
     return _cached(jsonify(catalog.lookup(int(code), canonical).to_dict()))
 
 
 def _cached(response: Response) -> Response:
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response
-
-
-def _error(code: str) -> tuple[Response, int]:
-    status, message = ERRORS[code]
-    return jsonify(error=code, message=message), status
