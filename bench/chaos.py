@@ -13,7 +13,6 @@ has exactly one outcome, nothing else is in it, unauthenticated requests left no
 answer was a 500. Exit status 0 when everything balances, 1 when not.
 
     .venv/bin/python -m bench.chaos --duration 60 [--rate 40] [--workers 2] [--json]
-    wastatus chaos --duration 60
 """
 
 from __future__ import annotations

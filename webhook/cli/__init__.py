@@ -8,7 +8,6 @@ import click
 
 from webhook.cli import (
     catalog,
-    chaos,
     dead,
     explain,
     quarantine,
@@ -51,4 +50,3 @@ main.add_command(rules.rules)
 main.add_command(status.status)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
-main.add_command(chaos.chaos)
