@@ -37,7 +37,7 @@ from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 
 from bench._payloads import status_item
-from bench._receiver import FaultyEndpoint
+from bench._receiver import Receiver, fault_reply
 from bench._servers import Served, children, wait_http
 from bench._traffic import MAX_BODY, RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
@@ -156,8 +156,8 @@ class Harness:
         self.args = args
         self.workdir = workdir
         self.redis_server = RedisServer(workdir / "redis")
-        self.alert = FaultyEndpoint("alerts", hang_seconds=HTTP_TIMEOUT * 2)
-        self.resend = FaultyEndpoint("resend", hang_seconds=HTTP_TIMEOUT * 2)
+        self.alert = Receiver()
+        self.resend = Receiver()
         self.web: Served | None = None
         self.workers: dict[str, subprocess.Popen] = {}
         self.worker_serial = 0
@@ -183,8 +183,8 @@ class Harness:
             "WASTATUS_ONPREM_TOKEN": TOKEN,
             "WASTATUS_DATA_DIR": str(self.workdir / "data"),
             "WASTATUS_RULES": str(self.workdir / "rules.yaml"),
-            "WASTATUS_RETRY_URL": self.resend.url,
-            "WASTATUS_ALERT_WEBHOOK_URL": self.alert.url,
+            "WASTATUS_RETRY_URL": self.resend.url + "/resend",
+            "WASTATUS_ALERT_WEBHOOK_URL": self.alert.url + "/alerts",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }
 
@@ -294,10 +294,11 @@ class Harness:
         endpoint = self.alert if name.startswith("alert") else self.resend
         mode = {"500": "error", "429": "throttle", "hang": "hang"}[name.rsplit("-", 1)[1]]
         self.active.add(name)
-        self.note(name, f"{endpoint.name} answers {mode} for {length:.0f} s")
-        endpoint.mode = mode
+        which = "alerts" if endpoint is self.alert else "resend"
+        self.note(name, f"{which} endpoint answers {mode} for {length:.0f} s")
+        endpoint.default = fault_reply(mode, hang_seconds=HTTP_TIMEOUT * 2)
         await asyncio.sleep(length)
-        endpoint.mode = "ok"
+        endpoint.default = fault_reply("ok")
         self.active.discard(name)
 
     async def resend_storm(self, length: float) -> None:
@@ -309,7 +310,7 @@ class Harness:
             return
         self.active.add("resend-storm")
         self.note("resend-storm", f"{size} transient failures; resend endpoint 429 at first")
-        self.resend.mode = "throttle"
+        self.resend.default = fault_reply("throttle")
         deadline = time.monotonic() + self.args.duration + self.args.drain_timeout
         traffic = self.traffic
         sends = []
@@ -324,7 +325,7 @@ class Harness:
             sends.append(traffic._signed("storm", statuses, expects))
         posted = [asyncio.create_task(self.deliver(send, deadline)) for send in sends]
         await asyncio.sleep(length / 3)
-        self.resend.mode = "ok"
+        self.resend.default = fault_reply("ok")
         await asyncio.gather(*posted)
         await asyncio.sleep(max(0.0, length * 2 / 3))
         self.active.discard("resend-storm")
@@ -554,10 +555,11 @@ class Harness:
         ]
         quarantined = quarantine.entries(self.client)
         unauth_quarantined = sum(UNAUTH_MARKER.encode() in entry.body for entry in quarantined)
+        accepted = self.resend.accepted()
         resent_unseen = [
             event
             for event, outcome in recorded.items()
-            if outcome == "resent" and event not in self.resend.accepted
+            if outcome == "resent" and event not in accepted
         ]
         server_errors = {
             code: n for code, n in tally.answers.items() if code >= 500 and code != 503

@@ -122,7 +122,7 @@ def post(client) -> Poster:
 @pytest.fixture
 def receiver():
     """A loopback HTTP server that records requests and answers scripted replies."""
-    from tests.receiver import Receiver
+    from bench._receiver import Receiver
 
     server = Receiver().start()
     yield server

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from rq.registry import StartedJobRegistry
 
-from tests.receiver import Reply
+from bench._receiver import Reply
 from tests.workers.alerting import drive, enriched, route
 from webhook.cli import main
 from workers import alerts, deadletter, intake, ledger, notifications, silences
@@ -170,7 +170,8 @@ class TestEndToEnd:
     ):
         """A worker SIGKILLed while its flush job waits on the receiver: RQ's abandoned-job
         cleanup runs the job again, which finishes the delivery; the ledger says alerted."""
-        receiver.script(Reply(200, delay=5), times=1)  # the first POST hangs (recorded at 5 s)
+        # The first POST hangs; its client is killed first, so it is never answered.
+        receiver.script(Reply(200, delay=5), times=1)
         env = worker_env(redis_url, tmp_path, receiver, WASTATUS_HTTP_TIMEOUT="60")
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", env["WASTATUS_ALERT_WEBHOOK_URL"])
         events = enriched(131049, 3)

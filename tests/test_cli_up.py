@@ -13,9 +13,9 @@ import pytest
 import redis as redis_lib
 import requests
 
+from bench._receiver import Reply
 from tests.conftest import load_fixture
 from tests.processes import alive, descendants, kill_family, processes, wait_until_gone
-from tests.receiver import Reply
 from webhook.cli import up as up_cli
 from workers.redis_server import free_port
 

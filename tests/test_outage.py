@@ -25,8 +25,8 @@ import requests
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from bench._receiver import Receiver, Reply
 from tests.processes import descendants, terminate, wait_until_gone
-from tests.receiver import Receiver, Reply
 from workers import ledger
 from workers.redis_server import RedisServer, free_port, redis_server_binary
 

@@ -35,5 +35,5 @@ class TestStandalone:
 
     def test_the_check_sees_a_lazy_import(self, tmp_path):
         module = tmp_path / "lazy.py"
-        module.write_text("def run():\n    from bench import chaos\n    import tests.receiver\n")
+        module.write_text("def run():\n    from bench import chaos\n    import tests.conftest\n")
         assert imported_roots(module) >= OUTSIDE

@@ -126,7 +126,7 @@ class TestWorkerFamilies:
         self, redis, post, scrape, receiver, monkeypatch
     ):
         """A receiver answering 500 counts as a failed notification for that receiver."""
-        from tests.receiver import Reply
+        from bench._receiver import Reply
 
         receiver.script(Reply(500), times=1)
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.receiver import Reply
+from bench._receiver import Reply
 from tests.workers.alerting import drive, drive_for, enriched, route, run_once
 from workers import alerts, ledger, notifications
 from workers.signing import generate_secret, verify_standard_webhook

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.receiver import Reply
+from bench._receiver import Reply
 from tests.workers.alerting import drive, enriched, route
 from workers import alerts, deadletter, intake, ledger
 

@@ -17,8 +17,8 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.worker import DequeueStrategy
 
+from bench._receiver import Receiver, Reply
 from tests.conftest import load_fixture
-from tests.receiver import Receiver, Reply
 from workers import alerts, deadletter, intake, ledger, queues, resender, retry, runner
 from workers.enrich import enrich
 from workers.retry import backoff_delay, next_delay
