@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from rq.registry import StartedJobRegistry
 
 from bench._receiver import Reply
-from tests.workers.alerting import drive, enriched, route
+from tests.conftest import drive
+from tests.workers.alerting import enriched, route
 from webhook.cli import main
 from workers import alerts, deadletter, intake, ledger, notifications, silences
 from workers.queues import ALERTS, get_queue

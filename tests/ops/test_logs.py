@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
-from tests.ops.conftest import cloud_status, work
+from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env, work
+from tests.ops.conftest import cloud_status
 from workers import logs, queues
 from workers.settings import read
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench._receiver import Reply
-from tests.workers.alerting import drive, drive_for, enriched, route, run_once
+from tests.workers.alerting import drive, drive_for, enriched, route, work
 from workers import alerts, ledger, notifications
 from workers.signing import generate_secret, verify_standard_webhook
 
@@ -150,7 +150,7 @@ class TestRestarts:
         _submit(redis, events, route(group_wait=3600))
         gid = alerts.group_id(alerts.group_label(events[0], route()))
         assert alerts.flush_group(gid, job_id="wastatus-flush-old", connection=redis) == "stale"
-        run_once(redis)
+        work(redis)
         assert hook.requests == []
         assert alerts.open_groups(redis)[0]["pending"] == 2
 
