@@ -60,6 +60,13 @@ class TestSilenceCommand:
         assert code == 0, out
         assert json.loads(out)["matchers"] == {"code": [131049, 131047]}
 
+    def test_add_for_people_says_until_when_in_utc(self, cli):
+        """Without --json, add names the end as a UTC time people read."""
+        code, out = cli("silence", "add", "--match", "code=131049",
+                        "--until", "2099-01-01T00:00:00Z")  # fmt: skip
+        assert code == 0, out
+        assert out.rstrip().endswith("until 2099-01-01 00:00:00 UTC")
+
     def test_bad_input_is_explained(self, cli):
         """An unknown matcher, a missing duration or a bad pair exit non-zero with the reason."""
         code, out = cli("silence", "add", "--match", "colour=red", "--for", "1h")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 from rich.console import Console
 from rich.table import Table
 
-from webhook.cli.common import print_json, redis_or_exit
+from webhook.cli.common import print_json, redis_or_exit, when
 from workers import deadletter
-
-
-def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary(entry: deadletter.DeadLetter) -> str:
@@ -45,7 +39,7 @@ def list_(kind: str | None, as_json: bool) -> None:
     table = Table("id", "kind", "since", "what", "reason")
     table.columns[0].no_wrap = True  # ids are copied into `dead replay`
     for entry in found:
-        table.add_row(entry.id, entry.kind, _when(entry.created_at), _summary(entry),
+        table.add_row(entry.id, entry.kind, when(entry.created_at), _summary(entry),
                       entry.reason[:120])  # fmt: skip
     Console().print(table)
 
