@@ -188,7 +188,8 @@ class Harness:
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }
 
-    def start(self) -> None:
+    def start_outside(self) -> None:
+        """What every plan runs around wastatus: the rules file, Redis and both endpoints."""
         (self.workdir / "rules.yaml").write_text(RULES)
         self.redis_server.start()
         self.client = redis.Redis.from_url(
@@ -196,6 +197,16 @@ class Harness:
         )
         self.alert.start()
         self.resend.start()
+
+    def stop_outside(self) -> None:
+        self.alert.stop()
+        self.resend.stop()
+        if self.client is not None:
+            self.client.close()
+        self.redis_server.stop()
+
+    def start(self) -> None:
+        self.start_outside()
         self.web = Served(
             "shipped",
             "webhook:create_app()",
@@ -233,11 +244,7 @@ class Harness:
                 process.wait()
         if self.web is not None:
             self.web.stop()
-        self.alert.stop()
-        self.resend.stop()
-        if self.client is not None:
-            self.client.close()
-        self.redis_server.stop()
+        self.stop_outside()
 
     async def supervise(self) -> None:
         """Start a replacement for any worker that exited, as a process manager would."""
@@ -689,13 +696,7 @@ class UpHarness(Harness):
         self.up_checks: list[tuple[str, bool, str]] = []
 
     def start(self) -> None:
-        (self.workdir / "rules.yaml").write_text(RULES)
-        self.redis_server.start()
-        self.client = redis.Redis.from_url(
-            self.redis_server.url, socket_timeout=2, socket_connect_timeout=0.5
-        )
-        self.alert.start()
-        self.resend.start()
+        self.start_outside()
         port = free_port()
         env = {**self.env(), "WEB_CONCURRENCY": str(self.args.web_workers)}
         with self.up_log.open("ab") as log:
@@ -715,11 +716,7 @@ class UpHarness(Harness):
         if self.up is not None and self.up.poll() is None:
             os.killpg(self.up.pid, signal.SIGKILL)  # only when the report did not stop it
             self.up.wait()
-        self.alert.stop()
-        self.resend.stop()
-        if self.client is not None:
-            self.client.close()
-        self.redis_server.stop()
+        self.stop_outside()
 
     async def supervise(self) -> None:
         """Nothing: starting processes again is up's job here."""
