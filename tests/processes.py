@@ -1,4 +1,5 @@
-"""Finding and killing a process's whole family, whatever group or session each member is in.
+"""Starting wastatus processes for a test, and finding and killing a process's whole family,
+whatever group or session each member is in.
 
 RQ's work horse puts itself in a process group of its own (`os.setpgrp()`), so killing a
 worker's group leaves the job running; a test that means "the worker died mid-job" kills the
@@ -11,8 +12,14 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
+import requests
+
+from workers import settings
 
 
 def processes() -> dict[int, tuple[int, str, str]]:
@@ -75,3 +82,49 @@ def wait_until_gone(pids: set[int], timeout: float = 40) -> list[str]:
     while (left := alive(pids)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
+
+
+def clean_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The test process's environment without any wastatus setting (every declared variable,
+    anything `WASTATUS_` or `REDIS_`, a metrics folder), data under `tmp_path`, plus `overrides`."""
+    names = {row["variable"] for row in settings.describe()}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in names and not key.startswith(("WASTATUS_", "REDIS_"))
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["WASTATUS_DATA_DIR"] = str(tmp_path / "data")
+    return env | overrides
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """`wastatus ARGS` in a session of its own (so its group can be killed), output to `log`."""
+    with log.open("ab") if log else contextlib.nullcontext() as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "webhook.cli", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+
+
+def wait_for_http(
+    base: str, process: subprocess.Popen, log: Path | None = None, timeout: float = 60
+) -> None:
+    """Wait until `base`/healthz answers 200; if `process` exits or `timeout` passes first,
+    stop it and fail the test with the end of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # refused, or not answered yet (a loaded machine)
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            terminate(process)
+            output = log.read_text()[-3000:] if log else "(no log)"
+            pytest.fail(f"{' '.join(map(str, process.args))} did not serve: {output}")
+        time.sleep(0.1)

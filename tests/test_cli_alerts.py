@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 from rq.registry import StartedJobRegistry
 
-from tests.receiver import Reply
-from tests.workers.alerting import drive, enriched, route
+from bench._receiver import Reply
+from tests.conftest import drive
+from tests.workers.alerting import enriched, route
 from webhook.cli import main
 from workers.alerting import groups, notifications, silences
 from workers.inbox import intake
@@ -60,6 +61,13 @@ class TestSilenceCommand:
                         "--until", "2099-01-01T00:00:00Z", "--json")  # fmt: skip
         assert code == 0, out
         assert json.loads(out)["matchers"] == {"code": [131049, 131047]}
+
+    def test_add_for_people_says_until_when_in_utc(self, cli):
+        """Without --json, add names the end as a UTC time people read."""
+        code, out = cli("silence", "add", "--match", "code=131049",
+                        "--until", "2099-01-01T00:00:00Z")  # fmt: skip
+        assert code == 0, out
+        assert out.rstrip().endswith("until 2099-01-01 00:00:00 UTC")
 
     def test_bad_input_is_explained(self, cli):
         """An unknown matcher, a missing duration or a bad pair exit non-zero with the reason."""
@@ -172,7 +180,8 @@ class TestEndToEnd:
     ):
         """A worker SIGKILLed while its flush job waits on the receiver: RQ's abandoned-job
         cleanup runs the job again, which finishes the delivery; the ledger says alerted."""
-        receiver.script(Reply(200, delay=5), times=1)  # the first POST hangs (recorded at 5 s)
+        # The first POST hangs; its client is killed first, so it is never answered.
+        receiver.script(Reply(200, delay=5), times=1)
         env = worker_env(redis_url, tmp_path, receiver, WASTATUS_HTTP_TIMEOUT="60")
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", env["WASTATUS_ALERT_WEBHOOK_URL"])
         events = enriched(131049, 3)

@@ -13,9 +13,18 @@ import pytest
 import redis as redis_lib
 import requests
 
+from bench._receiver import Reply
 from tests.conftest import load_fixture
-from tests.processes import alive, descendants, kill_family, processes, wait_until_gone
-from tests.receiver import Reply
+from tests.processes import (
+    alive,
+    clean_env,
+    descendants,
+    kill_family,
+    processes,
+    spawn,
+    wait_for_http,
+    wait_until_gone,
+)
 from webhook.cli import up as up_cli
 from webhook.cli.redis_server import free_port
 
@@ -23,29 +32,10 @@ from webhook.cli.redis_server import free_port
 def start_up(tmp_path, **settings: str):
     """`wastatus up` in a session of its own, with a clean environment and data dir."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WASTATUS_", "REDIS_"))}
-    env["WASTATUS_DATA_DIR"] = str(tmp_path / "data")
-    env |= settings
-    log = tmp_path / "up.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "webhook.cli", "up", "--port", str(port)],
-            env=env,
-            start_new_session=True,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    env = clean_env(tmp_path, **settings)
+    process = spawn(["up", "--port", str(port)], env, tmp_path / "up.log")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/webhook", timeout=1)
-            break
-        except requests.RequestException:  # refused, or not answered yet (a loaded machine)
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"wastatus up did not serve: {log.read_text()}")
-            time.sleep(0.2)
+    wait_for_http(base, process, tmp_path / "up.log")
     return process, base, env
 
 
@@ -140,7 +130,7 @@ class TestServe:
 
     def test_refuses_to_start_without_any_secret(self, tmp_path):
         """serve exits with a sentence naming the settings when nothing authenticates."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WASTATUS_")}
+        env = clean_env(tmp_path)
         result = subprocess.run(
             [sys.executable, "-m", "webhook.cli", "serve"],
             env=env,

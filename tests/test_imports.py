@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("webhook", "workers", "catalog")
 
@@ -147,11 +145,6 @@ class TestImportGraph:
         banned = ("workers", "webhook", "redis", "flask")
         assert offending(graph(), "catalog", banned) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="webhook/cli/chaos.py imports bench.chaos until the `edges` branch makes "
-        "`wastatus chaos` stand alone; remove this mark when that lands (strict: it fails then)",
-    )
     def test_the_product_never_imports_bench_or_tests(self):
         """No product module imports `bench` or `tests` (neither is packaged)."""
         edges = graph()

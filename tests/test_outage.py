@@ -9,10 +9,8 @@ them, one every 0.1 s, and those not answered 200 are delivered again after the 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +23,15 @@ import requests
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from tests.processes import descendants, terminate, wait_until_gone
-from tests.receiver import Receiver, Reply
+from bench._receiver import Receiver, Reply
+from tests.processes import (
+    clean_env,
+    descendants,
+    spawn,
+    terminate,
+    wait_for_http,
+    wait_until_gone,
+)
 from webhook.cli.redis_server import RedisServer, free_port, redis_server_binary
 from workers.outcomes import ledger
 
@@ -106,30 +111,6 @@ class Meta:
                 time.sleep(0.2)
 
 
-def wait_for_http(base: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(f"{base}/healthz", timeout=1)
-            return
-        except requests.RequestException:  # refused, or not answered yet (a loaded machine)
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the web server did not serve: {log.read_text()}")
-            time.sleep(0.2)
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "webhook.cli", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL the group after 30 s; every descendant must be gone."""
     family = descendants(process.pid)
@@ -142,12 +123,9 @@ def outage_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], RedisServer, Re
     """An external Redis of the test's own, an alert receiver, and the environment for both."""
     server = RedisServer(tmp_path / "redis").start()
     receiver = Receiver().start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WASTATUS_", "REDIS_"))}
-    env |= SYSTEM_ENV | {
-        "REDIS_URL": server.url,
-        "WASTATUS_ALERT_WEBHOOK_URL": receiver.url,
-        "WASTATUS_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = clean_env(
+        tmp_path, **SYSTEM_ENV, REDIS_URL=server.url, WASTATUS_ALERT_WEBHOOK_URL=receiver.url
+    )
     yield env, server, receiver
     receiver.stop()
     server.stop()
@@ -461,13 +439,13 @@ class TestSentinelFailover:
         """SIGKILL the master: the sentinel promotes the replica, the worker (which asks the
         sentinels again at each reconnection) alerts the failures posted after the failover."""
         master, replica, sentinel_port = failover
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WASTATUS_", "REDIS_"))}
-        env |= SYSTEM_ENV | {
-            "WASTATUS_REDIS_SENTINELS": f"127.0.0.1:{sentinel_port}",
-            "WASTATUS_REDIS_SENTINEL_MASTER": "mymaster",
-            "WASTATUS_ALERT_WEBHOOK_URL": receiver.url,
-            "WASTATUS_DATA_DIR": str(tmp_path / "data"),
-        }
+        env = clean_env(
+            tmp_path,
+            **SYSTEM_ENV,
+            WASTATUS_REDIS_SENTINELS=f"127.0.0.1:{sentinel_port}",
+            WASTATUS_REDIS_SENTINEL_MASTER="mymaster",
+            WASTATUS_ALERT_WEBHOOK_URL=receiver.url,
+        )
         port = free_port()
         web_log, worker_log = tmp_path / "web.log", tmp_path / "worker.log"
         web = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, web_log)

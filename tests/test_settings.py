@@ -4,7 +4,6 @@ refusals of each entry point, and real processes started with durations in every
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from tests import processes
 from tests.conftest import APP_SECRET, load_fixture
 from tests.processes import terminate
 from webhook.cli import main
@@ -236,14 +236,9 @@ class TestCurrent:
 
 
 def clean_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """The test process's environment without any wastatus setting, plus `overrides`."""
-    names = {row["variable"] for row in ROWS}
-    env = {key: value for key, value in os.environ.items()
-           if key not in names and not key.startswith("WASTATUS_")}  # fmt: skip
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update({"WASTATUS_DATA_DIR": str(tmp_path / "data"), "TMPDIR": str(tmp_path),
-                "WASTATUS_LOG_LEVEL": "WARNING", **overrides})  # fmt: skip
-    return env
+    """A clean environment (tests/processes.py), quiet, with a temporary folder of its own."""
+    quiet = {"TMPDIR": str(tmp_path), "WASTATUS_LOG_LEVEL": "WARNING"}
+    return processes.clean_env(tmp_path, **(quiet | overrides))
 
 
 BAD = {"WASTATUS_DEDUP_WINDOW": "0", "WASTATUS_HTTP_TIMEOUT": "soon"}
@@ -302,17 +297,7 @@ class Gunicorn:
         self.url = f"http://127.0.0.1:{free_port()}"
         command = [*PROCFILE_WEB, "--bind", self.url[7:], "--workers", "1"]
         self.process = subprocess.Popen(command, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:  # a slow worker boot times out a read: keep waiting, up to the deadline
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail("gunicorn did not start")
-            time.sleep(0.1)
+        processes.wait_for_http(self.url, self.process, timeout=30)
 
     def stop(self) -> None:
         terminate(self.process)

@@ -7,18 +7,12 @@ from flask import Blueprint, Response, jsonify, request
 
 import catalog
 from catalog import health
+from webhook.errors import error_response
 
 bp = Blueprint("catalog", __name__)
 
 # The catalog only changes with a deploy, so clients and proxies may keep answers for an hour.
 CACHE_CONTROL = "public, max-age=3600"
-
-ERRORS: dict[str, tuple[int, str]] = {
-    "api-unknown": (404, "Unknown api; use cloud, on_premises or on-premises."),
-    "code-invalid": (404, "The error code must be a non-negative integer."),
-    "category-unknown": (400, "Unknown category; use one of: " + ", ".join(catalog.CATEGORIES)),
-    "field-unknown": (404, "Unknown health field; use one of: " + ", ".join(health.FIELDS)),
-}
 
 
 @bp.get("/catalog")
@@ -29,9 +23,9 @@ def list_entries() -> Response | tuple[Response, int]:
     try:
         api = catalog.normalize_api(api)
     except ValueError:
-        return _error("api-unknown")
+        return error_response("api-unknown")
     if category is not None and category not in catalog.CATEGORIES:
-        return _error("category-unknown")
+        return error_response("category-unknown")
     found = catalog.entries(api=api, category=category)
     return _cached(jsonify([entry.to_dict() for entry in found]))
 
@@ -42,10 +36,10 @@ def show_entry(api: str, code: str) -> Response | tuple[Response, int]:
     try:
         canonical = catalog.normalize_api(api)
     except ValueError:
-        return _error("api-unknown")
+        return error_response("api-unknown")
     # Only plain digits: "131049: title" forms are for payloads, not for addresses.
     if not (code.isascii() and code.isdigit()):
-        return _error("code-invalid")
+        return error_response("code-invalid")
     return _cached(jsonify(catalog.lookup(int(code), canonical).to_dict()))
 
 
@@ -54,7 +48,7 @@ def list_health() -> Response | tuple[Response, int]:
     """Every known health entry, optionally filtered by ?field=."""
     field = request.args.get("field") or None
     if field is not None and field not in health.FIELDS:
-        return _error("field-unknown")
+        return error_response("field-unknown")
     return _cached(jsonify([entry.to_dict() for entry in catalog.health_entries(field)]))
 
 
@@ -62,15 +56,10 @@ def list_health() -> Response | tuple[Response, int]:
 def show_health(field: str, event: str) -> Response | tuple[Response, int]:
     """One health entry; an unknown value answers the unknown entry (known: false), still 200."""
     if field not in health.FIELDS:
-        return _error("field-unknown")
+        return error_response("field-unknown")
     return _cached(jsonify(catalog.health_lookup(field, event.upper()).to_dict()))
 
 
 def _cached(response: Response) -> Response:
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response
-
-
-def _error(code: str) -> tuple[Response, int]:
-    status, message = ERRORS[code]
-    return jsonify(error=code, message=message), status

@@ -1,10 +1,17 @@
-"""Every error reply of the web app: a stable short code, its HTTP status and its prose."""
+"""Every error reply of the web app: a stable short code, its HTTP status and its prose.
+
+One table for every endpoint (webhook, catalog, health, metrics), so a code means one thing
+and an operator finds every reply the app can give in one place.
+"""
 
 from __future__ import annotations
 
 from flask import Response, jsonify
 
+import catalog
+
 ERRORS: dict[str, tuple[int, str]] = {
+    # The webhook (webhook/views.py).
     "body-too-large": (413, "The request body is larger than WASTATUS_MAX_BODY allows."),
     "unauthorized": (
         401,
@@ -16,25 +23,47 @@ ERRORS: dict[str, tuple[int, str]] = {
         "hub.mode must be 'subscribe' and hub.verify_token must match WASTATUS_VERIFY_TOKEN.",
     ),
     "storage-unavailable": (503, "Redis cannot take the events right now; retry the delivery."),
+    # The catalog (webhook/catalog_views.py).
+    "api-unknown": (404, "Unknown api; use cloud, on_premises or on-premises."),
+    "code-invalid": (404, "The error code must be a non-negative integer."),
+    "category-unknown": (400, "Unknown category; use one of: " + ", ".join(catalog.CATEGORIES)),
+    "field-unknown": (404, "Unknown health field; use one of: " + ", ".join(catalog.health.FIELDS)),
+    # Readiness (webhook/health.py).
+    "redis-unavailable": (503, "Redis cannot be reached, so webhooks cannot be stored."),
+    "backlog-too-large": (
+        503,
+        "More work waits than WASTATUS_READY_MAX_BACKLOG allows: the workers are not keeping up.",
+    ),
+    "drain-stuck": (
+        503,
+        "The oldest stored failure has waited longer than WASTATUS_READY_MAX_INBOX_AGE: "
+        "no drain job is taking events.",
+    ),
+    # Anything Flask or Werkzeug raise themselves, and the last resort.
     "not-found": (404, "There is nothing at this address."),
     "method-not-allowed": (405, "This address does not take that method."),
     "bad-request": (400, "The request could not be read."),
     "internal-error": (500, "Something failed inside wastatus; it has been logged."),
 }
 
+# The code for an HTTP status that Flask or Werkzeug raise themselves (a 404 route, a 405 method).
+STATUS_CODES: dict[int, str] = {
+    400: "bad-request",
+    401: "unauthorized",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+}
 
-def error_response(code: str, message: str | None = None) -> tuple[Response, int]:
-    """The JSON error reply `{"error": code, "message": ...}` with the code's status."""
+
+def error_response(
+    code: str, message: str | None = None, **details: object
+) -> tuple[Response, int]:
+    """The JSON error reply `{"error": code, "message": ..., **details}` with the code's status."""
     status, default_message = ERRORS[code]
-    return jsonify(error=code, message=message or default_message), status
+    return jsonify(error=code, message=message or default_message, **details), status
 
 
 def code_for_status(status: int) -> str:
     """The error code for an HTTP status raised by Flask or Werkzeug themselves."""
-    return {
-        400: "bad-request",
-        401: "unauthorized",
-        404: "not-found",
-        405: "method-not-allowed",
-        413: "body-too-large",
-    }.get(status, "bad-request" if 400 <= status < 500 else "internal-error")
+    return STATUS_CODES.get(status, "bad-request" if 400 <= status < 500 else "internal-error")

@@ -15,25 +15,13 @@ import os
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from webhook.errors import error_response
 from workers import backlog
 from workers.connection import RedisNotConfigured
 from workers.inbox import intake
 from workers.settings import Settings
 
 bp = Blueprint("health", __name__)
-
-ERRORS: dict[str, tuple[int, str]] = {
-    "redis-unavailable": (503, "Redis cannot be reached, so webhooks cannot be stored."),
-    "backlog-too-large": (503, "More work waits than WASTATUS_READY_MAX_BACKLOG allows: the "
-                               "workers are not keeping up."),
-    "drain-stuck": (503, "The oldest stored failure has waited longer than "
-                         "WASTATUS_READY_MAX_INBOX_AGE: no drain job is taking events."),
-}  # fmt: skip
-
-
-def _error(code: str, **details: object) -> tuple[Response, int]:
-    status, message = ERRORS[code]
-    return jsonify(error=code, message=message, **details), status
 
 
 @bp.get("/healthz")
@@ -53,12 +41,14 @@ def readyz() -> Response | tuple[Response, int]:
         waiting = backlog.queue_lengths(connection)
         age = intake.oldest_age(connection)
     except (redis.RedisError, RedisNotConfigured) as error:
-        return _error("redis-unavailable", reason=str(error) or type(error).__name__)
+        return error_response("redis-unavailable", reason=str(error) or type(error).__name__)
     total = sum(waiting.values())
     if total > limit:
-        return _error("backlog-too-large", backlog=total, max_backlog=limit, waiting=waiting)
+        return error_response(
+            "backlog-too-large", backlog=total, max_backlog=limit, waiting=waiting
+        )
     if age > max_age:
-        return _error("drain-stuck", oldest_event_age=round(age, 3), max_inbox_age=max_age)
+        return error_response("drain-stuck", oldest_event_age=round(age, 3), max_inbox_age=max_age)
     return jsonify(ok=True, backlog=total, max_backlog=limit, waiting=waiting)
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench._receiver import Receiver, Reply
 from tests.conftest import APP_SECRET, ONPREM_TOKEN, load_fixture
 from tests.deploy.conftest import DEPLOY, tool
 from tests.ops.conftest import Scrape, cloud_status
 from tests.processes import terminate
-from tests.receiver import Receiver, Reply
 from webhook.cli.redis_server import free_port
 from webhook.signature import sign
 

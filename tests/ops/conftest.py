@@ -1,19 +1,13 @@
-"""Helpers for the operations tests: payloads, a worker run by hand, a parsed /metrics scrape."""
+"""Helpers for the operations tests: payloads and a parsed /metrics scrape (worker passes are
+tests/conftest.py's `work` and `drive`)."""
 
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 
 import pytest
-import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
-from rq.scheduler import RQScheduler
-from rq.serializers import JSONSerializer
-
-from workers import queues
-from workers.telemetry import SimpleWorker
 
 _serial = itertools.count(1)
 
@@ -34,28 +28,6 @@ def cloud_status(status: str = "failed", code: int | None = 131049,
                          "phone_number_id": "106540352242922"},
             "statuses": [item]}}]}],
     }  # fmt: skip
-
-
-def work(connection: redis_lib.Redis) -> None:
-    """One pass of a worker: enqueue due scheduled jobs, then run every queued job (burst)."""
-    scheduler = RQScheduler(queues.ALL, connection=connection, serializer=JSONSerializer)
-    scheduler.prepare_registries(queues.ALL)  # without names it takes only locked queues
-    scheduler.enqueue_scheduled_jobs()
-    worker = SimpleWorker([queues.get_queue(connection, name) for name in queues.ALL],
-                          connection=connection, serializer=JSONSerializer)  # fmt: skip
-    worker.work(burst=True, logging_level="WARNING")
-
-
-def work_until(connection: redis_lib.Redis, done: Callable[[], bool], limit: float = 20) -> None:
-    """Run worker passes until `done()` holds; fails the test after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        work(connection)
-        if done():
-            return
-        if time.monotonic() > deadline:
-            pytest.fail("the workers did not get there in time")
-        time.sleep(0.05)
 
 
 class Scrape:

@@ -8,8 +8,8 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from tests.conftest import Poster, app_env, load_fixture
-from tests.ops.conftest import Scrape, cloud_status, work, work_until
+from tests.conftest import Poster, app_env, drive, load_fixture, work
+from tests.ops.conftest import Scrape, cloud_status
 from webhook import create_app, quarantine
 from workers import metrics
 from workers.alerting import groups, silences
@@ -115,7 +115,7 @@ class TestWorkerFamilies:
         before = scrape()
         post.signed(cloud_status(code=131049))
         post.signed(cloud_status(code=131049))
-        work_until(redis, lambda: len(receiver.requests) >= 1)
+        drive(redis, lambda: len(receiver.requests) >= 1, timeout=20)
         after = scrape()
 
         def delta(name: str, **labels: str) -> float:
@@ -128,14 +128,14 @@ class TestWorkerFamilies:
         self, redis, post, scrape, receiver, monkeypatch
     ):
         """A receiver answering 500 counts as a failed notification for that receiver."""
-        from tests.receiver import Reply
+        from bench._receiver import Reply
 
         receiver.script(Reply(500), times=1)
         monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
         monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
         before = scrape()
         post.signed(cloud_status(code=131049))
-        work_until(redis, lambda: len(receiver.requests) >= 1)
+        drive(redis, lambda: len(receiver.requests) >= 1, timeout=20)
         after = scrape()
         name = "wastatus_alert_notifications_failed_total"
         assert after.value(name, receiver="webhook") - before.value(name, receiver="webhook") >= 1
@@ -159,7 +159,7 @@ class TestWorkerFamilies:
         monkeypatch.setenv("WASTATUS_RETRY_SECRET", "whsec_" + "QUJDREVGR0hJSktMTU5PUA==")
         before = scrape()
         post.signed(cloud_status(code=131043))
-        work_until(redis, lambda: len(receiver.requests) >= 1)
+        drive(redis, lambda: len(receiver.requests) >= 1, timeout=20)
         after = scrape()
         name = "wastatus_retries_total"
         assert after.value(name, outcome="scheduled") - before.value(name, outcome="scheduled") == 1

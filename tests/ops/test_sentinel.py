@@ -10,8 +10,8 @@ import pytest
 import redis as redis_lib
 from redis.sentinel import SentinelConnectionPool
 
-from tests.conftest import Poster, app_env
-from tests.ops.conftest import cloud_status, work
+from tests.conftest import Poster, app_env, work
+from tests.ops.conftest import cloud_status
 from webhook import create_app
 from webhook.cli.redis_server import free_port, redis_server_binary
 from workers.connection import connect

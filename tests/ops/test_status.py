@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import catalog
-from tests.ops.conftest import cloud_status, work
+from tests.conftest import work
+from tests.ops.conftest import cloud_status
 from webhook.cli import main
 from workers import queues
 from workers.alerting import silences

@@ -26,7 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.conftest import APP_SECRET
 from tests.ops.conftest import Scrape, cloud_status
-from tests.processes import terminate
+from tests.processes import clean_env, spawn, terminate, wait_for_http
 from webhook.cli.redis_server import free_port
 from webhook.signature import sign
 from workers import settings
@@ -46,23 +46,12 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
-        self.output = output = log.open("ab") if log else None
-        self.process = subprocess.Popen(
-            [str(BIN / "wastatus"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers)],
-            env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or a worker still importing
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"{env['WASTATUS_SERVER']} did not start")
-            time.sleep(0.1)
+        self.process = spawn(
+            ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
+            env,
+            log,
+        )
+        wait_for_http(self.url, self.process, log, timeout=30)
 
         # `serve` execs the server it was asked for: the process is that server's main process.
         command = Path(f"/proc/{self.process.pid}/cmdline").read_bytes().split(b"\0")
@@ -98,24 +87,19 @@ class Server:
 
     def stop(self) -> None:
         terminate(self.process)
-        if self.output:
-            self.output.close()
 
 
 @pytest.fixture(params=SERVERS)
 def serve_env(request, redis, redis_url, tmp_path):
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WASTATUS_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update({
-        "REDIS_URL": redis_url,
-        "WASTATUS_APP_SECRET": APP_SECRET,
-        "WASTATUS_DATA_DIR": str(tmp_path / "data"),
-        "WASTATUS_LOG_LEVEL": "WARNING",
-        "WASTATUS_GROUP_WAIT": "1h",
-        "WASTATUS_SERVER": request.param,
-        "TMPDIR": str(tmp_path),
-    })  # fmt: skip
-    return env
+    return clean_env(
+        tmp_path,
+        REDIS_URL=redis_url,
+        WASTATUS_APP_SECRET=APP_SECRET,
+        WASTATUS_LOG_LEVEL="WARNING",
+        WASTATUS_GROUP_WAIT="1h",
+        WASTATUS_SERVER=request.param,
+        TMPDIR=str(tmp_path),
+    )
 
 
 def _accepted_by_pid(directory: Path) -> dict[int, float]:

@@ -8,8 +8,7 @@ import time
 import pytest
 from rq.registry import FailedJobRegistry
 
-from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
-from tests.workers.alerting import drive, drive_for
+from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env, drive, drive_for
 from webhook import create_app
 from webhook.signature import sign
 from workers import queues

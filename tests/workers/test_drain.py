@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
-from rq.serializers import JSONSerializer
 
+from tests.conftest import work
 from tests.processes import kill_family
 from workers import drain, queues
 from workers.inbox import intake
@@ -34,11 +33,6 @@ def failed_events(count: int, code: int = 131047) -> list[dict]:
         event["event_id"] = intake.event_id(event)
         events.append(event)
     return events
-
-
-def work(redis) -> None:
-    qs = [queues.get_queue(redis, name) for name in queues.ALL]
-    SimpleWorker(qs, connection=redis, serializer=JSONSerializer).work(burst=True)
 
 
 def total_failures(redis) -> int:

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.receiver import Reply
-from tests.workers.alerting import enriched, route, run_once
+from bench._receiver import Reply
+from tests.workers.alerting import enriched, route, work
 from workers import queues
 from workers.alerting import groups, notifications
 from workers.inbox import intake
@@ -99,7 +99,7 @@ class TestOldPaths:
         job_id = redis.hget(groups.group_hash(gid), "job").decode()
         redis.hset(groups.group_hash(gid), "due", f"{time.time() - 1:.3f}")
         replace_job(redis, queues.ALERTS, job_id, OLD_PATHS["flush"], gid)
-        run_once(redis)
+        work(redis)
         [alert] = requests_to(env, "/alerts")
         assert alert.json()["count"] == 3
         outcomes = ledger.outcomes_of(redis, [event["event_id"] for event in events])
@@ -110,12 +110,12 @@ class TestOldPaths:
         env.script(Reply(500))
         events = enriched(131049, 2)
         groups.submit(redis, events, route(group_wait=0.0))
-        run_once(redis)  # the flush's own first try fails; the second waits 30 s
+        work(redis)  # the flush's own first try fails; the second waits 30 s
         assert len(requests_to(env, "/alerts")) == 1
         [nid] = [raw.decode() for raw in redis.zrange(notifications.OUTBOX, 0, -1)]
         job_id = notifications.get(redis, nid)["job"]
         replace_job(redis, queues.ALERTS, job_id, OLD_PATHS["deliver"], nid)
-        run_once(redis)
+        work(redis)
         assert len(requests_to(env, "/alerts")) == 2
         assert notifications.get(redis, nid)["state"] == "delivered"
 
@@ -125,7 +125,7 @@ class TestOldPaths:
         chosen = Route("retry-transient", "retry", retry=RetrySchedule(attempts=3))
         queue = queues.get_queue(redis, queues.RETRY)
         queue.enqueue(OLD_PATHS["resend"], event, chosen.to_dict(), 1, result_ttl=0)
-        run_once(redis)
+        work(redis)
         [request] = env.wait_for(1)
         assert request.path == "/resend"
         assert ledger.outcomes_of(redis, [event["event_id"]])[event["event_id"]] == "resent"
@@ -138,7 +138,7 @@ class TestOldPaths:
             schedule.schedule_first(pipe, [(event, chosen, True)], time.time())
             pipe.execute()
         queues.get_queue(redis, queues.RETRY).enqueue(OLD_PATHS["send"], result_ttl=0)
-        run_once(redis)
+        work(redis)
         [request] = env.wait_for(1)
         assert request.path == "/resend"
         assert ledger.outcomes_of(redis, [event["event_id"]])[event["event_id"]] == "resent"
@@ -150,7 +150,7 @@ class TestOldPaths:
         queue = queues.get_queue(redis, queues.EVENTS)
         queue.empty()  # the drain job the intake queued: only ours runs
         queue.enqueue(OLD_PATHS["drain"], result_ttl=0)
-        run_once(redis)
+        work(redis)
         assert redis.llen(intake.INBOX) == 0
         grouped = sum(group["count"] for group in groups.open_groups(redis))
         assert grouped + schedule.waiting(redis)["scheduled"] == 3  # each routed once

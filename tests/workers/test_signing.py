@@ -9,7 +9,7 @@ import hmac
 
 import pytest
 
-from tests.receiver import Reply
+from bench._receiver import Reply
 from webhook.cli.redis_server import free_port
 from workers.delivery import parse_retry_after, post_json
 from workers.signing import (

@@ -9,8 +9,8 @@ import time
 import pytest
 import redis as redis_lib
 
+from bench._receiver import Reply
 from tests.conftest import APP_SECRET, ONPREM_TOKEN, app_env
-from tests.receiver import Reply
 from tests.workers.alerting import drive, enriched, route
 from webhook import counters, create_app, quarantine
 from webhook.signature import sign

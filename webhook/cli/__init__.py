@@ -8,7 +8,6 @@ import click
 
 from webhook.cli import (
     catalog,
-    chaos,
     dead,
     explain,
     health,
@@ -53,4 +52,3 @@ main.add_command(status.status)
 main.add_command(health.health_command)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
-main.add_command(chaos.chaos)

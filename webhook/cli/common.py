@@ -1,7 +1,8 @@
-"""What several commands share: finding Redis, printing JSON."""
+"""What several commands share: finding Redis, printing JSON, showing a time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 
@@ -26,3 +27,10 @@ def redis_or_exit() -> redis.Redis:
 def print_json(data: object) -> None:
     json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
+
+
+def when(timestamp: float | None) -> str:
+    """A Unix time as people read it in a table, in UTC; "never" for none."""
+    if timestamp is None:
+        return "never"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 from rich.console import Console
 from rich.table import Table
 
-from webhook.cli.common import print_json, redis_or_exit
+from webhook.cli.common import print_json, redis_or_exit, when
 from workers.outcomes import deadletters
 from workers.replay import replay as replay_dead_letter
-
-
-def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _summary(entry: deadletters.DeadLetter) -> str:
@@ -46,7 +40,7 @@ def list_(kind: str | None, as_json: bool) -> None:
     table = Table("id", "kind", "since", "what", "reason")
     table.columns[0].no_wrap = True  # ids are copied into `dead replay`
     for entry in found:
-        table.add_row(entry.id, entry.kind, _when(entry.created_at), _summary(entry),
+        table.add_row(entry.id, entry.kind, when(entry.created_at), _summary(entry),
                       entry.reason[:120])  # fmt: skip
     Console().print(table)
 

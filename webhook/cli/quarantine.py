@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 from rich.console import Console
 from rich.table import Table
 
 from webhook import quarantine as store
-from webhook.cli.common import print_json, redis_or_exit
+from webhook.cli.common import print_json, redis_or_exit, when
 from workers.settings import current
-
-
-def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @click.group()
@@ -36,7 +30,7 @@ def list_(as_json: bool) -> None:
     table = Table("id", "received", "auth", "size", "first problem")
     for entry in entries:
         first = entry.problems[0] if entry.problems else ""
-        table.add_row(entry.id, _when(entry.received_at), entry.auth, str(len(entry.body)), first)
+        table.add_row(entry.id, when(entry.received_at), entry.auth, str(len(entry.body)), first)
     Console().print(table)
 
 
@@ -51,9 +45,7 @@ def show(entry_id: str, as_json: bool) -> None:
     if as_json:
         print_json(entry.to_dict())
         return
-    click.echo(
-        f"id        {entry.id}\nreceived  {_when(entry.received_at)}\nauth      {entry.auth}"
-    )
+    click.echo(f"id        {entry.id}\nreceived  {when(entry.received_at)}\nauth      {entry.auth}")
     click.echo("problems")
     for problem in entry.problems:
         click.echo(f"  - {problem}")

@@ -11,15 +11,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from webhook.cli.common import print_json, redis_or_exit
+from webhook.cli.common import print_json, redis_or_exit, when
 from workers.alerting import silences
 from workers.settings import parse_duration
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _matchers(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -93,7 +87,7 @@ def add(pairs: tuple[str, ...], duration: str | None, until: str | None, comment
     if as_json:
         print_json(created)
     else:
-        click.echo(f"silence {created['id']} until {_when(created['ends_at'])}")
+        click.echo(f"silence {created['id']} until {when(created['ends_at'])}")
 
 
 @silence.command("list")
@@ -115,7 +109,7 @@ def list_(show_all: bool, as_json: bool) -> None:
     table = Table("id", "matchers", "until", "silenced", "comment", "by")
     for entry in found:
         matchers = " ".join(f"{key}={_values(values)}" for key, values in entry["matchers"].items())
-        table.add_row(entry["id"], matchers, _when(entry["ends_at"]), str(entry["silenced"]),
+        table.add_row(entry["id"], matchers, when(entry["ends_at"]), str(entry["silenced"]),
                       entry.get("comment") or "", entry.get("created_by") or "")  # fmt: skip
     Console().print(table)
 

@@ -1,24 +1,19 @@
-"""Helpers for the alert tests: enriched events, routes, and running the RQ side by hand.
+"""Helpers for the alert tests: enriched events and routes.
 
-`drive` plays the part of a worker with its scheduler: it moves due scheduled jobs into their
-queues and runs a burst `SimpleWorker` (JSON serializer), over and over, until a condition
-holds; so intervals of a fraction of a second make whole tests run in seconds.
+`drive` and `drive_for` (worker passes with the scheduler, from tests/conftest.py, re-exported
+here for the alert tests) make intervals of a fraction of a second run whole tests in seconds.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
-
-import redis
-from rq import SimpleWorker
-from rq.scheduler import RQScheduler
-from rq.serializers import JSONSerializer
 
 import catalog
-from workers import queues
+from tests.conftest import drive, drive_for, work
 from workers.routing.rules import Route
+
+__all__ = ["drive", "drive_for", "enriched", "route", "work"]
 
 _serial = itertools.count()
 
@@ -65,36 +60,3 @@ def route(**fields: object) -> Route:
     settings = {"name": "test", "action": "alert", "group_wait": 0.2, "group_interval": 0.5,
                 "repeat_interval": 3600.0, **fields}  # fmt: skip
     return Route(**settings)
-
-
-def run_once(connection: redis.Redis) -> None:
-    """Enqueue the scheduled jobs that are due, then run every queued job (burst)."""
-    scheduler = RQScheduler(queues.ALL, connection=connection, serializer=JSONSerializer)
-    scheduler.prepare_registries(queues.ALL)
-    scheduler.enqueue_scheduled_jobs()
-    worker = SimpleWorker(
-        [queues.get_queue(connection, name) for name in queues.ALL],
-        connection=connection,
-        serializer=JSONSerializer,
-    )
-    worker.work(burst=True, logging_level="WARNING")
-
-
-def drive(connection: redis.Redis, until: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Run scheduler and worker until `until()` holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        run_once(connection)
-        if until():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s")
-        time.sleep(0.05)
-
-
-def drive_for(connection: redis.Redis, seconds: float) -> None:
-    """Run scheduler and worker for `seconds`, to show that nothing more happens."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run_once(connection)
-        time.sleep(0.05)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.receiver import Reply
-from tests.workers.alerting import drive, drive_for, enriched, route, run_once
+from bench._receiver import Reply
+from tests.workers.alerting import drive, drive_for, enriched, route, work
 from workers.alerting import groups, notifications
 from workers.jobs import Lock
 from workers.outcomes import ledger
@@ -152,7 +152,7 @@ class TestRestarts:
         _submit(redis, events, route(group_wait=3600))
         gid = groups.group_id(groups.group_label(events[0], route()))
         assert groups.flush_group(gid, job_id="wastatus-flush-old", connection=redis) == "stale"
-        run_once(redis)
+        work(redis)
         assert hook.requests == []
         assert groups.open_groups(redis)[0]["pending"] == 2
 

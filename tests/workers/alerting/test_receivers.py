@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.receiver import Receiver, Reply
+from bench._receiver import Receiver, Reply
 from tests.workers.alerting import drive, drive_for, enriched, route
 from workers.alerting import groups, notifications, receivers
 from workers.outcomes import deadletters, ledger

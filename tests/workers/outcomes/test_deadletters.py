@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.receiver import Reply
-from tests.workers.alerting import drive, enriched, route
+from bench._receiver import Reply
+from tests.workers.alerting import drive, enriched, route, work
 from workers.alerting import groups
 from workers.inbox import intake
 from workers.outcomes import deadletters, ledger
@@ -108,11 +108,6 @@ class TestReplayLedger:
         self, redis, tmp_path, monkeypatch
     ):
         """An exhausted resend, alerted, replayed, then dropped: one outcome, no conflict."""
-        from rq import SimpleWorker
-        from rq.serializers import JSONSerializer
-
-        from workers import queues
-
         rules = tmp_path / "rules.yaml"
         rules.write_text("routes:\n  - name: drop-all\n    action: drop\n")
         monkeypatch.setenv("WASTATUS_RULES", str(rules))
@@ -121,8 +116,7 @@ class TestReplayLedger:
         dead_id = deadletters.put(redis, "retry", {"event": event, "attempts": 5}, "exhausted")
 
         replay(redis, dead_id)
-        worker_queues = [queues.get_queue(redis, name) for name in queues.ALL]
-        SimpleWorker(worker_queues, connection=redis, serializer=JSONSerializer).work(burst=True)
+        work(redis)
 
         assert ledger.outcomes_of(redis, [event["event_id"]]) == {event["event_id"]: "dropped"}
         summary = ledger.summary(redis)

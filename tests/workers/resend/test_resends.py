@@ -13,12 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
-from rq.worker import DequeueStrategy
 
-from tests.conftest import load_fixture
-from tests.receiver import Receiver, Reply
+from bench._receiver import Receiver, Reply
+from tests.conftest import load_fixture, work
 from workers import queues, runner
 from workers.alerting import groups as alerts
 from workers.inbox import intake
@@ -81,13 +78,6 @@ def failed_event(code: int, n: int = 0, callback: str | None = "campaign-7") -> 
     }  # fmt: skip
     event["event_id"] = intake.event_id(event)
     return event
-
-
-def work(redis) -> None:
-    """Run every queued job in this process until the queues are empty."""
-    qs = [queues.get_queue(redis, name) for name in queues.ALL]
-    worker = SimpleWorker(qs, connection=redis, serializer=JSONSerializer)
-    worker.work(burst=True, dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
 
 
 def due_in(redis) -> dict[str, float]:
@@ -321,8 +311,7 @@ class TestSenderJob:
         SEND_SECONDS with resends still due, and leaves one successor queued."""
         resend_env.default = Reply(delay=0.05)
         intake.store(redis, [failed_event(131043, n) for n in range(600)])
-        events = [queues.get_queue(redis, queues.EVENTS)]
-        SimpleWorker(events, connection=redis, serializer=JSONSerializer).work(burst=True)
+        work(redis, [queues.EVENTS])
         redis.delete(retry.SEND_FLAG)
         queues.get_queue(redis, queues.RETRY).empty()  # the drain's request: run it here instead
         started = time.monotonic()
