@@ -232,7 +232,7 @@ def take(
     any of them first makes it read and decide again.
 
     Returns "done" (taken before), "stale" (older than the last event of its aspect),
-    "alerted" (a problem submitted), "resolved", or "dropped"."""
+    "submitted" (a problem, to its alert groups), "resolved", or "dropped"."""
     done = DONE_PREFIX + raw["event_id"]
     for _ in range(WATCH_TRIES):
         with connection.pipeline(transaction=True) as pipe:
@@ -240,7 +240,7 @@ def take(
                 pipe.watch(done, STATE_PREFIX + entity_key(raw), OPEN)
                 if pipe.exists(done):
                     return "done"
-                plan = _decide(connection, pipe, raw, rules, settings, now, aspect)
+                plan = _decide(pipe, raw, rules, aspect)
                 pipe.multi()
                 finish = _stage(connection, pipe, plan, settings, now)
                 pipe.set(done, "1", ex=DONE_SECONDS)
@@ -259,13 +259,7 @@ def take(
 
 
 def _decide(
-    connection: redis.Redis,
-    pipe: redis.client.Pipeline,
-    raw: Mapping,
-    rules: Rules | None,
-    settings: Settings,
-    now: float,
-    aspect: str | None,
+    pipe: redis.client.Pipeline, raw: Mapping, rules: Rules | None, aspect: str | None
 ) -> dict:
     """What taking `raw` will do, from what `pipe` reads (and WATCHes)."""
     event = enrich(raw)
@@ -342,7 +336,7 @@ def _stage(
             "gids": sorted(set(known.get("gids", [])) | set(gids)),
         }
         pipe.hset(OPEN, key, json.dumps(record))
-        outcome = "alerted"
+        outcome = "submitted"
     elif effect == "recovery" and plan["problem"] is not None:
         if plan.get("brief"):
             event["brief"] = plan["brief"]
@@ -355,9 +349,9 @@ def _stage(
         ledger.record(pipe, "dropped", [event["event_id"]], now)
 
     def finish(replies: list) -> str:
-        for done in finishers:
-            done(replies)
-        if outcome == "alerted" and event["ends"] is not None:
+        for then in finishers:
+            then(replies)
+        if outcome == "submitted" and event["ends"] is not None:
             _schedule_expiry(connection, key, event["ends"], now)
         return "stale" if effect == "stale" else outcome
 
