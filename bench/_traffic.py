@@ -6,7 +6,9 @@ and whether it is malformed (quarantined, no events). Kinds, drawn by weight: st
 not fail, failed statuses (Cloud, signed; On-Premises, with the token), duplicates of earlier
 failures (the same bytes again), late statuses of messages that already failed (out of order),
 batches, malformed bodies, unauthenticated ones, poison (a lone surrogate and 100 KB of text in a
-failed status) and bodies over the size limit.
+failed status) and bodies over the size limit. Health changes too (`health`): templates paused
+and reinstated, numbers flagged and unflagged, benign account events, each entity's changes
+alternating problem, recovery, with Meta's `time` rising per entity; duplicates resend them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bench._payloads import OK_STATUSES, cloud_body, signed_headers, status_item
+from bench._payloads import OK_STATUSES, WABA_ID, cloud_body, signed_headers, status_item
+from webhook.health_payload import health_event_id
 from workers.inbox.intake import event_id
 
 CLOUD_FAILURES = {
@@ -70,7 +73,13 @@ WEIGHTS = {
     "unauthenticated": 5,
     "poison": 2,
     "oversized": 1,
+    "health": 5,
 }
+
+HEALTH_TEMPLATES = tuple(f"90000000{n:02d}" for n in range(1, 13))
+"""Templates the harness pauses (a problem) and reinstates (its recovery)."""
+HEALTH_NUMBERS = tuple(f"155500000{n:02d}" for n in range(1, 7))
+"""Phone numbers the harness flags (a problem) and unflags (its recovery)."""
 
 
 @dataclass
@@ -86,6 +95,8 @@ class Send:
     statuses: int = 1
     too_large: bool = False
     refused: list[str] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)
+    """Health event id → problem, recovery or benign (failures have none)."""
 
 
 def failure_id(message_id: str, recipient_id: str, code: int) -> str:
@@ -111,6 +122,9 @@ class Traffic:
         self.counter = itertools.count()
         self.failed: list[Send] = []  # earlier failed deliveries, for duplicates
         self.failed_messages: list[tuple[str, str]] = []  # (message id, recipient), for late ones
+        self.health_open: dict[str, bool] = {}  # entity → a problem sent and not recovered
+        self.health_time: dict[str, int] = {}  # entity → Meta's time of its latest change
+        self.roles: dict[str, str] = {}  # every health event id drawn → its role
         kinds, weights = zip(*WEIGHTS.items(), strict=True)
         self.kinds, self.weights = list(kinds), list(weights)
 
@@ -173,7 +187,8 @@ class Traffic:
         if not self.failed:
             return self._failed()
         original = self.random.choice(self.failed[-500:])
-        return Send("duplicate", original.body, dict(original.headers), list(original.expects))
+        return Send("duplicate", original.body, dict(original.headers), list(original.expects),
+                    roles=dict(original.roles))  # fmt: skip
 
     def _late_status(self) -> Send:
         """A `sent` or `delivered` arriving after the same message's `failed` (out of order)."""
@@ -254,4 +269,46 @@ class Traffic:
         item["errors"][0]["error_data"] = {"details": "x" * MAX_BODY}
         send = self._signed("oversized", [item], [])
         send.too_large, send.refused = True, [expected]
+        return send
+
+    def _health_change(self) -> tuple[dict, str, str]:
+        """One health change: (its entry, its event id, its role)."""
+        pick = self.random.random()
+        if pick < 0.15:
+            entity, field, role = "waba", "account_update", "benign"
+            value: dict = {"event": self.random.choice(("VERIFIED_ACCOUNT", "PARTNER_ADDED"))}
+        elif pick < 0.65:
+            template = self.random.choice(HEALTH_TEMPLATES)
+            entity, field = "template:" + template, "message_template_status_update"
+            role = "recovery" if self.health_open.get(entity) else "problem"
+            value = {"event": "REINSTATED" if role == "recovery" else "PAUSED",
+                     "message_template_id": int(template),
+                     "message_template_name": f"chaos_{template[-2:]}",
+                     "message_template_language": "ja", "reason": "NONE"}  # fmt: skip
+        else:
+            display = self.random.choice(HEALTH_NUMBERS)
+            entity, field = "number:" + display, "phone_number_quality_update"
+            role = "recovery" if self.health_open.get(entity) else "problem"
+            value = {"display_phone_number": display,
+                     "event": "UNFLAGGED" if role == "recovery" else "FLAGGED",
+                     "current_limit": "TIER_10K"}  # fmt: skip
+        if role != "benign":
+            self.health_open[entity] = role == "problem"
+        at = max(self._now(), self.health_time.get(entity, 0) + 1)  # rising per entity
+        self.health_time[entity] = at
+        entry = {"id": WABA_ID, "time": at, "changes": [{"field": field, "value": value}]}
+        return entry, health_event_id(field, WABA_ID, at, value), role
+
+    def _health(self) -> Send:
+        """One or two account, template or number changes in one signed POST."""
+        entries, expects, roles = [], [], {}
+        for _ in range(2 if self.random.random() < 0.25 else 1):
+            entry, health_id, role = self._health_change()
+            entries.append(entry)
+            expects.append(health_id)
+            roles[health_id] = self.roles[health_id] = role
+        document = {"object": "whatsapp_business_account", "entry": entries}
+        body = json.dumps(document, separators=(",", ":")).encode()
+        send = Send("health", body, signed_headers(body, self.secret), expects, roles=roles)
+        self.failed.append(send)
         return send

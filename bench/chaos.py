@@ -141,6 +141,8 @@ class Tally:
     retrying: int = 0
     gave_up: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    health: dict[str, str] = field(default_factory=dict)
+    """Health event ids answered 200 → problem, recovery or benign."""
 
 
 def _raw(item: Send) -> bytes:
@@ -442,6 +444,7 @@ class Harness:
                         return
                 elif status == 200:
                     tally.acked.update(item.expects)
+                    tally.health.update(item.roles)
                     for event in item.expects:
                         tally.acked_at.setdefault(event, (round(self.elapsed(), 1), item.kind))
                     tally.malformed_acked += item.malformed
@@ -572,6 +575,7 @@ class Harness:
         server_errors = {
             code: n for code, n in tally.answers.items() if code >= 500 and code != 503
         }
+        health = health_books(tally.health, recorded, self.alert.accepted())
         checks = [
             (
                 "every failed status answered 200 has an outcome",
@@ -626,6 +630,7 @@ class Harness:
                 not resent_unseen,
                 f"{len(resent_unseen)} not seen there",
             ),
+            *health["checks"],
         ]
         during = [ms for ms, fault in tally.latencies if fault]
         calm = [ms for ms, fault in tally.latencies if not fault]
@@ -674,6 +679,7 @@ class Harness:
                 "foreign": len(foreign),
                 "conflicts": summary["conflicts"],
             },
+            "health": health["figures"],
             "unauthenticated": {"sent": len(tally.unauthenticated), "traces": len(seen_unauth)},
             "quarantined": len(quarantined),
             "checks": [
@@ -813,6 +819,65 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def health_books(roles: dict[str, str], recorded: dict[str, str], accepted: dict) -> dict:
+    """The health checks: every health event answered 200 ends once; what the alert receiver
+    took agrees with the ledger; each opening of a problem fired once; each recovery that
+    resolved one is first in exactly one `resolved` notification."""
+    docs = [doc for doc in accepted.values() if doc.get("kind") == "health"]
+    carried: dict[str, set[str]] = {}  # event id → accepted notifications that carry it
+    for doc in docs:
+        for item in doc.get("alerts") or []:
+            carried.setdefault(item.get("event_id"), set()).add(doc.get("id"))
+    ended = [event for event in roles if event in recorded]
+    # told but ended otherwise: "dead" is possible (a problem whose own notification died is
+    # carried again by its resolved one); "dropped" or "silenced" is a double ending
+    told_not_alerted = sorted(e for e in carried if e in roles
+                              and recorded.get(e) not in ("alerted", "dead"))  # fmt: skip
+    alerted_untold = sorted(e for e in ended if recorded[e] == "alerted" and e not in carried)
+    # a group is opened anew with a new first_seen: two firings of one opening are a double
+    firings = Counter((doc.get("group_key"), doc.get("first_seen"))
+                      for doc in docs if doc.get("status") == "firing")  # fmt: skip
+    fired_twice = [key for key, count in firings.items() if count > 1]
+    resolved_by = Counter((doc.get("alerts") or [{}])[0].get("event_id")
+                          for doc in docs if doc.get("status") == "resolved")  # fmt: skip
+    recovered = [e for e in ended if roles[e] == "recovery" and recorded[e] == "alerted"]
+    unresolved = [e for e in recovered if resolved_by[e] != 1]
+    resolved_twice = [e for e, count in resolved_by.items() if count > 1]
+    by_role = Counter(f"{roles[e]}/{recorded.get(e, 'none')}" for e in roles)
+    checks = [
+        (
+            "every health event answered 200 ends once",
+            len(ended) == len(roles),
+            f"{len(roles) - len(ended)} of {len(roles)} have no outcome",
+        ),
+        (
+            "health events the alert receiver took ended alerted, and every alerted one was taken",
+            not told_not_alerted and not alerted_untold,
+            f"{len(told_not_alerted)} told but not alerted {told_not_alerted[:3]}, "
+            f"{len(alerted_untold)} alerted but not told {alerted_untold[:3]}",
+        ),
+        (
+            "each opening of a health problem fired once",
+            not fired_twice,
+            f"{len(fired_twice)} fired twice {fired_twice[:3]}",
+        ),
+        (
+            "each recovery that resolved a problem is resolved once",
+            not unresolved and not resolved_twice,
+            f"{len(unresolved)} not in one resolved notification, {len(resolved_twice)} in two",
+        ),
+    ]
+    figures = {
+        "events_answered_200": len(roles),
+        "by_role_and_outcome": dict(sorted(by_role.items())),
+        "notifications": dict(Counter(doc.get("status") for doc in docs)),
+        "resolved_before_firing": sum(
+            1 for doc in docs if (doc.get("alerts") or [{}])[0].get("brief")
+        ),
+    }
+    return {"checks": checks, "figures": figures}
+
+
 def show(report: dict) -> None:
     """The report for people: the ledger, the figures, and every check."""
     from rich.console import Console
@@ -850,6 +915,7 @@ def show(report: dict) -> None:
         f"time to drain: {report['drain_seconds']} s after the load ({report['load_seconds']} s)"
     )
     console.print(f"receivers: {report['receivers']}")
+    console.print(f"health: {report['health']}")
     for check in report["checks"]:
         verdict = "[green]PASS[/green]" if check["passed"] else "[red]FAIL[/red]"
         console.print(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import redis
 import rq
@@ -259,7 +259,7 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
 def _health_item(event: Mapping) -> dict:
     """`alert_item` of an account, template or number health event (docs/alerts.md)."""
     entry = event.get("catalog") or {}
-    return {
+    item = {
         "event_id": event.get("event_id"),
         "kind": "health",
         "api": "cloud",
@@ -282,6 +282,9 @@ def _health_item(event: Mapping) -> dict:
         "waba_id": event.get("waba_id"),
         "timestamp": event.get("timestamp"),
     }
+    if event.get("brief"):
+        item["brief"] = event["brief"]  # a recovery of a problem never notified (workers.health)
+    return item
 
 
 def _meta(route: Route, retry_exhausted: bool, labels: dict) -> str:
@@ -308,9 +311,22 @@ def submit(
     connection: redis.Redis, events: list[dict], route: Route, settings: Settings | None = None
 ) -> None:
     """Add enriched `events` to their alert groups under `route`, or count them as silenced."""
-    global _last_recover
+    with connection.pipeline(transaction=False) as pipe:
+        finish = stage_submit(pipe, connection, events, route, settings)
+        finish(pipe.execute())  # also when every event was silenced: their ledger entries
+
+
+def stage_submit(
+    pipe: redis.client.Pipeline,
+    connection: redis.Redis,
+    events: list[dict],
+    route: Route,
+    settings: Settings | None = None,
+) -> Callable[[list], None]:
+    """`submit`'s writes, queued into `pipe` (which may be the caller's MULTI); returns what to
+    call with the replies of `pipe.execute()` to schedule the flushes."""
     if not events:
-        return
+        return lambda replies: None
     now = round(time.time(), 3)
     settings = settings or current()
     keep, silenced = silences.split(connection, events, settings)
@@ -319,38 +335,42 @@ def submit(
     for event in keep:
         groups.setdefault(group_label(event, route), []).append(event)  # the whole key
     script = connection.register_script(_SUBMIT)
-    with connection.pipeline(transaction=False) as pipe:
-        if silenced:
-            ids = [event["event_id"] for found in silenced.values() for event in found]
-            ledger.record(pipe, "silenced", ids)
-            silences.count_silenced(pipe, silenced)
-        order = []
-        for whole_label, found in groups.items():
-            gid = group_id(whole_label)
-            label = group_label(found[0], route, show_pii)
-            seen = [_seen(event, now) for event in found]
-            samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
-                       for event in found[-SAMPLE_SIZE:]]  # fmt: skip
-            exhausted = bool(found[0].get("retry_exhausted"))
-            meta = _meta(route, exhausted, group_labels(found[0], route, show_pii))
-            args = [
-                gid, now, min(seen), max(seen), meta,
-                route.group_wait, route.group_interval,
-                label, SAMPLE_SIZE, len(samples), *samples,
-                *(event["event_id"] for event in found),
-            ]  # fmt: skip
-            script(keys=_keys(gid), args=args, client=pipe)
-            order.append(gid)
-        replies = pipe.execute()  # also when every event was silenced: their ledger entries
-        results = replies[-len(order) :] if order else []
-    queue = get_queue(connection, ALERTS)
-    for gid, (added, job, due) in zip(order, results, strict=True):
-        EVENTS_GROUPED.labels(route.name).inc(int(added))
-        if job:
-            _schedule(queue, gid, job.decode(), float(due), now)
-    if now - _last_recover > RECOVER_GRACE_SECONDS / 2:
-        _last_recover = now
-        recover(connection)
+    if silenced:
+        ids = [event["event_id"] for found in silenced.values() for event in found]
+        ledger.record(pipe, "silenced", ids)
+        silences.count_silenced(pipe, silenced)
+    order = []
+    for whole_label, found in groups.items():
+        gid = group_id(whole_label)
+        label = group_label(found[0], route, show_pii)
+        seen = [_seen(event, now) for event in found]
+        samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
+                   for event in found[-SAMPLE_SIZE:]]  # fmt: skip
+        exhausted = bool(found[0].get("retry_exhausted"))
+        meta = _meta(route, exhausted, group_labels(found[0], route, show_pii))
+        args = [
+            gid, now, min(seen), max(seen), meta,
+            route.group_wait, route.group_interval,
+            label, SAMPLE_SIZE, len(samples), *samples,
+            *(event["event_id"] for event in found),
+        ]  # fmt: skip
+        script(keys=_keys(gid), args=args, client=pipe)
+        order.append(gid)
+    end = len(pipe)
+
+    def finish(replies: list) -> None:
+        global _last_recover
+        results = replies[end - len(order) : end] if order else []
+        queue = get_queue(connection, ALERTS)
+        for gid, (added, job, due) in zip(order, results, strict=True):
+            EVENTS_GROUPED.labels(route.name).inc(int(added))
+            if job:
+                _schedule(queue, gid, job.decode(), float(due), now)
+        if now - _last_recover > RECOVER_GRACE_SECONDS / 2:
+            _last_recover = now
+            recover(connection)
+
+    return finish
 
 
 def _schedule(queue: rq.Queue, gid: str, job_id: str, due: float, now: float) -> None:
@@ -426,6 +446,16 @@ return 1
 def close(connection: redis.Redis, gid: str, event: Mapping, now: float) -> bool:
     """Close the open group `gid` at once with a `resolved` notification that carries `event`
     (a recovery), and queue its delivery. False when the group was not open."""
+    with connection.pipeline(transaction=False) as pipe:
+        finish = stage_close(pipe, connection, gid, event, now)
+        return finish(pipe.execute())
+
+
+def stage_close(
+    pipe: redis.client.Pipeline, connection: redis.Redis, gid: str, event: Mapping, now: float
+) -> Callable[[list], bool]:
+    """`close`'s write, queued into `pipe` (which may be the caller's MULTI); returns what to
+    call with the replies of `pipe.execute()`: it queues the delivery, True if it closed."""
     nid = new_id()
     item = json.dumps(alert_item(event), ensure_ascii=False)
     opening = notifications.opening(nid, now)
@@ -433,10 +463,16 @@ def close(connection: redis.Redis, gid: str, event: Mapping, now: float) -> bool
             notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED]  # fmt: skip
     args = [gid, f"{now:.3f}", event["event_id"], item, nid, SAMPLE_SIZE,
             *(part for pair in opening.items() for part in pair)]  # fmt: skip
-    if not connection.register_script(_CLOSE)(keys=keys, args=args):
-        return False
-    notifications.enqueue(connection, nid, str(opening["job"]), 0.0)
-    return True
+    connection.register_script(_CLOSE)(keys=keys, args=args, client=pipe)
+    at = len(pipe) - 1
+
+    def finish(replies: list) -> bool:
+        if not replies[at]:
+            return False
+        notifications.enqueue(connection, nid, str(opening["job"]), 0.0)
+        return True
+
+    return finish
 
 
 _PASS_TURN = """

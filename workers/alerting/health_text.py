@@ -16,6 +16,7 @@ _WORDS = {
         "update": "健全性の問題(続報)",
         "repeat": "未解決の健全性の問題(再通知)",
         "resolved": "解決",
+        "brief": "{seconds} 秒で解決 (問題の通知前)",
         "template": "テンプレート",
         "phone_number": "電話番号",
         "waba": "WhatsApp ビジネスアカウント",
@@ -32,6 +33,7 @@ _WORDS = {
         "update": "Health problem update",
         "repeat": "Health problem still open (reminder)",
         "resolved": "Resolved",
+        "brief": "Resolved within {seconds} s (before its problem was notified)",
         "template": "template",
         "phone_number": "phone number",
         "waba": "WhatsApp Business Account",
@@ -101,6 +103,11 @@ def title(alert: Mapping, lang: str) -> str:
     first = (alert.get("alerts") or [{}])[0]
     status = words.get(alert["status"], alert["status"])
     what = f"{first.get('field')}/{first.get('event')}"
+    brief = first.get("brief")
+    if alert["status"] == "resolved" and isinstance(brief, Mapping):
+        # one notification tells both: the problem no one was told of, and its recovery
+        status = words["brief"].format(seconds=brief.get("seconds"))
+        what = f"{first.get('field')}/{brief.get('problem')} → {first.get('event')}"
     moved = change(first.get("previous"), first.get("current"))
     line = f"[wastatus] {status}: {what} {entity_label(first.get('entity'), lang)}"
     return f"{line} {moved}".strip()

@@ -22,8 +22,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -49,7 +50,17 @@ ENTITIES = "wastatus:health:entities"
 
 OPEN = "wastatus:health:open"
 """Hash problem key (`field|aspect|entity_key`) → JSON of the open problem: its event, severity,
-since, end (restrictions) and the alert groups it went to."""
+since, Meta's timestamp (`at`), end (restrictions) and the alert groups it went to."""
+
+DONE_PREFIX = "wastatus:health:done:"
+"""`DONE_PREFIX + event_id`: exists (for `DONE_SECONDS`) once a health event was taken, set in
+the transaction that writes its state and its effect, so a rerun of its batch skips it."""
+
+DONE_SECONDS = 9 * 86400
+"""How long a taken event is remembered: the 8-day dedup window plus a day, as the ledger."""
+
+WATCH_TRIES = 200
+"""Times an event's transaction is tried again when another worker changed what it read."""
 
 COUNTS = "wastatus:health:counts"
 """Hash `field/event` → health events taken (unknown values as `field/other`)."""
@@ -141,7 +152,8 @@ def _read_state(connection: redis.Redis, key: str) -> dict[str, Any]:
     return state
 
 
-def _write_state(connection: redis.Redis, event: Mapping, now: float) -> None:
+def _write_state(pipe: redis.client.Pipeline, event: Mapping, now: float) -> None:
+    """Queue the write of `event`'s state (and when its aspect last changed) into `pipe`."""
     key = STATE_PREFIX + event["entity_key"]
     current = dict(event.get("current") or {})
     if event["field"] == "phone_number_quality_update" and event["event"] == "UNFLAGGED":
@@ -152,12 +164,20 @@ def _write_state(connection: redis.Redis, event: Mapping, now: float) -> None:
         "waba_id": json.dumps(event.get("waba_id")),
         "updated_at": json.dumps(now),
         f"event:{event['field']}": json.dumps(event.get("event")),
+        _at_field(event): json.dumps(event.get("timestamp") or 0),
     }
-    with connection.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=values)
-        pipe.expire(key, STATE_SECONDS)
-        pipe.zadd(ENTITIES, {event["entity_key"]: now})
-        pipe.execute()
+    pipe.hset(key, mapping=values)
+    pipe.expire(key, STATE_SECONDS)
+    pipe.zadd(ENTITIES, {event["entity_key"]: now})
+
+
+def _at_field(event: Mapping) -> str:
+    """The state field holding Meta's timestamp of the last event taken for this aspect."""
+    return f"at:{event['field']}|{event['aspect']}"
+
+
+def _trim(connection: redis.Redis) -> None:
+    """Forget the least recently changed entities beyond MAX_ENTITIES."""
     excess = connection.zcard(ENTITIES) - MAX_ENTITIES
     if excess > 0:
         oldest = [raw.decode() for raw in connection.zrange(ENTITIES, 0, excess - 1)]
@@ -167,11 +187,8 @@ def _write_state(connection: redis.Redis, event: Mapping, now: float) -> None:
             pipe.execute()
 
 
-def _count(connection: redis.Redis, event: Mapping) -> None:
-    entry = event["catalog"]
-    label = event["event"] if entry.get("known") else "other"
-    HEALTH_EVENTS.labels(event["field"], label, entry["effect"]).inc()
-    connection.hincrby(COUNTS, f"{event['field']}/{label}", 1)
+def _label(event: Mapping) -> str:
+    return event["event"] if event["catalog"].get("known") else "other"
 
 
 def health_route(chosen: Route) -> Route:
@@ -188,30 +205,157 @@ def process(
     settings: Settings,
     now: float | None = None,
 ) -> list[str]:
-    """Handle a batch's health events in the order Meta sent them; returns the ids to record
-    as dropped (benign events, recoveries with nothing open, problems a rule dropped)."""
+    """Handle a batch's health events in the order Meta sent them; returns the ids this call
+    recorded as dropped (benign events, recoveries with nothing open, problems a rule dropped,
+    stale events). Events taken before (a rerun of a batch whose job died) are skipped."""
     now = time.time() if now is None else now
     dropped: list[str] = []
     ordered = sorted(events, key=lambda e: (e.get("timestamp") or 0, e.get("received_at") or 0))
     for raw in ordered:
-        event = enrich(raw)
-        known = _read_state(connection, event["entity_key"])
-        if event["field"] == "business_capability_update" and _lowered(known, event):
-            event = enrich({**raw, "event": "LIMIT_DECREASED"})
-        stated = {name: known[name] for name in event.get("current") or {} if name in known}
-        event["previous"] = stated | (event.get("previous") or {})
-        _write_state(connection, event, now)
-        _count(connection, event)
-        effect = event["catalog"]["effect"]
-        if effect == "problem":
-            if not _open(connection, event, rules, settings, now):
-                dropped.append(event["event_id"])
-        elif effect == "recovery":
-            if not resolve(connection, problem_key(event), event, settings, now):
-                dropped.append(event["event_id"])
-        else:
-            dropped.append(event["event_id"])
+        if take(connection, raw, rules, settings, now) in ("dropped", "stale"):
+            dropped.append(raw["event_id"])
+    _trim(connection)
     return dropped
+
+
+def take(
+    connection: redis.Redis,
+    raw: Mapping,
+    rules: Rules | None,
+    settings: Settings,
+    now: float,
+    aspect: str | None = None,
+) -> str:
+    """Take one health event, once: its state, count, effect, ledger outcome when it has no
+    notification, and its mark as done are one MULTI, WATCHing what the decision read (the
+    mark, the entity's state, the open problems, a recovery's groups). Another worker writing
+    any of them first makes it read and decide again.
+
+    Returns "done" (taken before), "stale" (older than the last event of its aspect),
+    "submitted" (a problem, to its alert groups), "resolved", or "dropped"."""
+    done = DONE_PREFIX + raw["event_id"]
+    for _ in range(WATCH_TRIES):
+        with connection.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(done, STATE_PREFIX + entity_key(raw), OPEN)
+                if pipe.exists(done):
+                    return "done"
+                plan = _decide(pipe, raw, rules, aspect)
+                pipe.multi()
+                finish = _stage(connection, pipe, plan, settings, now)
+                pipe.set(done, "1", ex=DONE_SECONDS)
+                replies = pipe.execute()
+            except redis.WatchError:
+                time.sleep(random.uniform(0.001, 0.01))
+                continue
+        outcome = finish(replies)
+        event = plan["event"]
+        HEALTH_EVENTS.labels(event["field"], _label(event), event["catalog"]["effect"]).inc()
+        if outcome == "resolved":
+            RESOLVED.labels(event.get("field") or "other").inc()
+        return outcome
+    raise RuntimeError(f"health event {raw['event_id']}: its entity changed {WATCH_TRIES} "
+                       "times while it was taken")  # fmt: skip
+
+
+def _decide(
+    pipe: redis.client.Pipeline, raw: Mapping, rules: Rules | None, aspect: str | None
+) -> dict:
+    """What taking `raw` will do, from what `pipe` reads (and WATCHes)."""
+    event = enrich(raw)
+    if aspect:
+        event["aspect"] = aspect
+    known = _read_state(pipe, event["entity_key"])
+    if event["field"] == "business_capability_update" and _lowered(known, event):
+        event = enrich({**raw, "event": "LIMIT_DECREASED"})
+    stated = {name: known[name] for name in event.get("current") or {} if name in known}
+    event["previous"] = stated | (event.get("previous") or {})
+    plan: dict[str, Any] = {"event": event, "effect": event["catalog"]["effect"]}
+    last = known.get(_at_field(event))
+    if isinstance(last, (int, float)) and (event.get("timestamp") or 0) < last:
+        # Meta sent a later change of this aspect that a worker took first: this one is over
+        plan["effect"] = "stale"
+        return plan
+    key = problem_key(event)
+    before = pipe.hget(OPEN, key)
+    problem = json.loads(before) if before else None
+    plan["problem"] = problem
+    if plan["effect"] == "problem":
+        taken = route(event, rules) if rules is not None else []
+        plan["routes"] = [health_route(chosen) for chosen in taken if chosen.action == "alert"]
+    elif plan["effect"] == "recovery" and problem:
+        hashes = [groups.group_hash(gid) for gid in problem.get("gids", [])]
+        if hashes:
+            pipe.watch(*hashes)
+        notified = [pipe.hget(name, "notified_at") for name in hashes]
+        alive = [gid for gid, name in zip(problem.get("gids", []), hashes, strict=True)
+                 if pipe.exists(name)]  # fmt: skip
+        plan["gids"] = alive
+        if alive and not any(notified):
+            # the problem's first notification was not sent yet: one notification says both
+            at = event.get("timestamp") or 0
+            seconds = max(0, int(at - (problem.get("at") or at)))
+            plan["brief"] = {"problem": problem.get("event"), "seconds": seconds}
+    return plan
+
+
+def _stage(
+    connection: redis.Redis,
+    pipe: redis.client.Pipeline,
+    plan: dict,
+    settings: Settings,
+    now: float,
+) -> Callable[[list], str]:
+    """Queue `plan`'s writes into the MULTI `pipe`; returns what finishes it after EXEC."""
+    event = plan["event"]
+    effect = plan["effect"]
+    pipe.hincrby(COUNTS, f"{event['field']}/{_label(event)}", 1)
+    if effect != "stale":
+        _write_state(pipe, event, now)
+    key = problem_key(event)
+    finishers = []
+    outcome = "dropped"
+    if effect == "problem" and plan["routes"]:
+        gids = []
+        for chosen in plan["routes"]:
+            finishers.append(groups.stage_submit(pipe, connection, [event], chosen, settings))
+            gids.append(groups.group_id(groups.group_label(event, chosen)))
+        known = plan["problem"] or {}
+        record = {
+            "field": event["field"],
+            "aspect": event["aspect"],
+            "entity_key": event["entity_key"],
+            "entity": event.get("entity"),
+            "waba_id": event.get("waba_id"),
+            "event": event["event"],
+            "severity": event["catalog"]["severity"],
+            "title": event["catalog"]["title"],
+            "since": known.get("since", now),
+            "at": known.get("at", event.get("timestamp")),
+            "ends": event["ends"],
+            "gids": sorted(set(known.get("gids", [])) | set(gids)),
+        }
+        pipe.hset(OPEN, key, json.dumps(record))
+        outcome = "submitted"
+    elif effect == "recovery" and plan["problem"] is not None:
+        if plan.get("brief"):
+            event["brief"] = plan["brief"]
+        for gid in plan.get("gids", []):
+            finishers.append(groups.stage_close(pipe, connection, gid, event, now))
+        pipe.hdel(OPEN, key)
+        if plan.get("gids"):
+            outcome = "resolved"
+    if outcome == "dropped":  # no notification will record its end: record it now
+        ledger.record(pipe, "dropped", [event["event_id"]], now)
+
+    def finish(replies: list) -> str:
+        for then in finishers:
+            then(replies)
+        if outcome == "submitted" and event["ends"] is not None:
+            _schedule_expiry(connection, key, event["ends"], now)
+        return "stale" if effect == "stale" else outcome
+
+    return finish
 
 
 def _limit(value: Any) -> float | None:
@@ -235,40 +379,6 @@ def _lowered(known: Mapping, event: Mapping) -> bool:
     return False
 
 
-def _open(
-    connection: redis.Redis, event: dict, rules: Rules, settings: Settings, now: float
-) -> bool:
-    """Route a problem; on alert routes, submit it and remember it as open. False: dropped."""
-    taken = [health_route(chosen) for chosen in route(event, rules) if chosen.action == "alert"]
-    if not taken:
-        return False
-    gids = []
-    for chosen in taken:
-        groups.submit(connection, [event], chosen, settings)
-        gids.append(groups.group_id(groups.group_label(event, chosen)))
-    key = problem_key(event)
-    end = restriction_end(event.get("current"))
-    before = connection.hget(OPEN, key)
-    known = json.loads(before) if before else {}
-    record = {
-        "field": event["field"],
-        "aspect": event["aspect"],
-        "entity_key": event["entity_key"],
-        "entity": event.get("entity"),
-        "waba_id": event.get("waba_id"),
-        "event": event["event"],
-        "severity": event["catalog"]["severity"],
-        "title": event["catalog"]["title"],
-        "since": known.get("since", now),
-        "ends": end,
-        "gids": sorted(set(known.get("gids", [])) | set(gids)),
-    }
-    connection.hset(OPEN, key, json.dumps(record))
-    if end is not None:
-        _schedule_expiry(connection, key, end, now)
-    return True
-
-
 def _schedule_expiry(connection: redis.Redis, key: str, end: float, now: float) -> None:
     """Check the restriction again once it ends (a whole second later: RQ's scheduler)."""
     queue = get_queue(connection, ALERTS)
@@ -281,27 +391,9 @@ def _schedule_expiry(connection: redis.Redis, key: str, end: float, now: float) 
         queue.enqueue_at(at, EXPIRE_JOB, key, end, **options)
 
 
-def resolve(
-    connection: redis.Redis, key: str, recovery: dict, settings: Settings, now: float
-) -> bool:
-    """Close the open problem `key` with a resolved notification carrying `recovery`.
-
-    False when nothing was open (or its groups were closed or silenced): nothing to say."""
-    raw = connection.hget(OPEN, key)
-    if raw is None:
-        return False
-    problem = json.loads(raw)
-    resolved = False
-    for gid in problem.get("gids", []):
-        resolved = groups.close(connection, gid, recovery, now) or resolved
-    connection.hdel(OPEN, key)
-    if resolved:
-        RESOLVED.labels(recovery.get("field") or "other").inc()
-    return resolved
-
-
 def expire_restriction(key: str, end: float) -> str:
-    """RQ job: an account restriction's end passed; resolve its open problem if still open."""
+    """RQ job: an account restriction's end passed; resolve its open problem if still open.
+    Its recovery has an id made from the problem and the end, so a rerun takes it once."""
     connection = job_connection()
     raw = connection.hget(OPEN, key)
     if raw is None:
@@ -325,14 +417,8 @@ def expire_restriction(key: str, end: float) -> str:
         "received_at": now,
     }
     recovery["event_id"] = hashlib.sha256(f"expired\x1f{key}\x1f{end}".encode()).hexdigest()[:32]
-    event = enrich(recovery)
-    event["aspect"] = problem["aspect"]
-    _write_state(connection, event, now)
-    _count(connection, event)
-    if resolve(connection, key, event, current(), now):
-        return "resolved"
-    ledger.record(connection, "dropped", [event["event_id"]])
-    return "nothing open"
+    outcome = take(connection, recovery, None, current(), now, aspect=problem["aspect"])
+    return {"dropped": "nothing open"}.get(outcome, outcome)
 
 
 def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
