@@ -118,7 +118,9 @@ redis.call('ZADD', z, want, ARGV[1])
 return {added, job, string.format('%.3f', want)}
 """
 
-_FLUSH = """
+_FLUSH = (
+    notifications.RECORD_LUA
+    + """
 local g, p, s, z, n, ne, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local gid, now, nid = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local resolve, tolerance = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -164,20 +166,18 @@ if status == '' then
 end
 local count = redis.call('HGET', g, 'count')
 if pending > 0 then redis.call('RENAME', p, ne) end
--- what the group knows, then the delivery state `notifications.opening` gives (ARGV[7] on)
-local record = {'gid', gid, 'group_key', redis.call('HGET', g, 'group_key'),
+open_record(n, outbox, nid, now, {'gid', gid, 'group_key', redis.call('HGET', g, 'group_key'),
   'status', status, 'count', count, 'events', pending,
   'first_seen', redis.call('HGET', g, 'first_seen'),
   'last_seen', redis.call('HGET', g, 'last_seen'),
-  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta')}
-for i = 7, #ARGV do record[#record + 1] = ARGV[i] end
-redis.call('HSET', n, unpack(record))
-redis.call('ZADD', outbox, now, nid)
+  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta')},
+  7)
 redis.call('HSET', g, 'notified_at', ARGV[2], 'notified_count', count,
   'last_flush_job', ARGV[3], 'last_nid', nid)
 local at = math.min(now + meta.repeat_interval, math.max(now, touched + resolve))
 return {status, reschedule(at), string.format('%.3f', at)}
 """
+)
 
 
 def group_hash(gid: str) -> str:
@@ -416,7 +416,9 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         lock.release()
 
 
-_CLOSE = """
+_CLOSE = (
+    notifications.RECORD_LUA
+    + """
 local g, p, s, z, n, ne, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 if redis.call('EXISTS', g) == 0 then return 0 end
 local pending = redis.call('SCARD', p)
@@ -425,14 +427,11 @@ redis.call('SADD', ne, ARGV[3])
 local sample = redis.call('LRANGE', s, 0, tonumber(ARGV[6]) - 2)
 table.insert(sample, 1, ARGV[4])
 local count = tonumber(redis.call('HGET', g, 'count') or '0') + 1
-local record = {'gid', ARGV[1], 'group_key', redis.call('HGET', g, 'group_key'),
+open_record(n, outbox, ARGV[5], ARGV[2], {'gid', ARGV[1],
+  'group_key', redis.call('HGET', g, 'group_key'),
   'status', 'resolved', 'count', count, 'events', pending + 1,
   'first_seen', redis.call('HGET', g, 'first_seen'), 'last_seen', ARGV[2],
-  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta')}
--- the delivery state `notifications.opening` gives (ARGV[7] on)
-for i = 7, #ARGV do record[#record + 1] = ARGV[i] end
-redis.call('HSET', n, unpack(record))
-redis.call('ZADD', outbox, ARGV[2], ARGV[5])
+  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta')}, 7)
 redis.call('DEL', g, p, s)
 redis.call('ZREM', z, ARGV[1])
 -- an alert kept firing in Alertmanager ends with the group
@@ -441,6 +440,7 @@ if redis.call('HEXISTS', KEYS[8], ARGV[1]) == 1 then
 end
 return 1
 """
+)
 
 
 def close(connection: redis.Redis, gid: str, event: Mapping, now: float) -> bool:

@@ -63,11 +63,24 @@ def job_id(nid: str, seq: int) -> str:
     return f"wastatus-deliver-{nid}-{seq}"
 
 
+RECORD_LUA = """
+-- notifications.RECORD_LUA: write a new notification record `n` from what its group knows
+-- (`fields`, name/value pairs) and the delivery state `notifications.opening` gives, passed as
+-- ARGV[from] to the end, and put it in the outbox.
+local function open_record(n, outbox, nid, now, fields, from)
+  for i = from, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', n, unpack(fields))
+  redis.call('ZADD', outbox, now, nid)
+end
+"""
+"""The one writer of a new record inside a Lua script: a group's flush and close run it so the
+record appears atomically with the group's events moving into it (`redeliver` writes the same
+fields from Python)."""
+
+
 def opening(nid: str, now: float) -> dict[str, str | int]:
     """The delivery state every new record starts with, a flush's as a replay's: the first
-    receiver's first try, by job `job_id(nid, 1)`, due now. This module owns the record; a flush
-    writes these fields in its own script only because the record must appear atomically with
-    the group's events moving into it."""
+    receiver's first try, by job `job_id(nid, 1)`, due now (see `RECORD_LUA`)."""
     stamp = f"{now:.3f}"
     return {"receiver_index": 0, "attempt": 1, "seq": 1, "job": job_id(nid, 1), "due": stamp,
             "created_at": stamp, "state": "pending"}  # fmt: skip
