@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from werkzeug.security import generate_password_hash
@@ -68,7 +69,7 @@ def fail(client, redis, code: int = 131049, recipient: str = "818000000001", n: 
     """Post `n` failures of `code` (On-Premises token) and run a worker pass: a group opens."""
     statuses = [
         {
-            "id": f"gBG{code}{recipient}{i}",
+            "id": f"wamid.{uuid.uuid4().hex}",
             "recipient_id": recipient,
             "status": "failed",
             "timestamp": "1700000000",

@@ -103,8 +103,9 @@ def login_failed(connection: redis.Redis) -> None:
     """Count a failed login against this client address for the window."""
     key = LOGIN_FAILURES + _client()
     with connection.pipeline() as pipe:
+        # the window starts at the first failure (EXPIRE NX needs Redis 7)
+        pipe.set(key, 0, ex=LOGIN_WINDOW_SECONDS, nx=True)
         pipe.incr(key)
-        pipe.expire(key, LOGIN_WINDOW_SECONDS, nx=True)
         pipe.execute()
 
 
