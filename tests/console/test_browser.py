@@ -1,6 +1,6 @@
 """The console in a real browser: Debian's headless chromium, driven by Selenium through
-chromium-driver, against `wastatus serve` and `wastatus worker` on loopback, fed real failures
-through the signed webhook.
+chromium-driver, against `wastatus up` (its web server and worker) on loopback, fed real
+failures through the signed webhook.
 
 Selenium Manager is never asked for anything (it would download a driver): the driver and the
 browser are Debian's, named by path. Set CONSOLE_SCREENSHOTS=docs/screenshots to refresh the
@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from tests.conftest import APP_SECRET
-from tests.console.conftest import PASSWORD, SECRET, USERS
 from tests.processes import clean_env, spawn, terminate, wait_for_http
 from webhook.cli.redis_server import free_port
 from webhook.signature import sign
@@ -48,31 +47,30 @@ def require_browser() -> None:
 
 @pytest.fixture
 def service(redis, redis_url, tmp_path):
-    """`wastatus serve` and `wastatus worker` with the console on, alerts to a closed port
-    (so a notification becomes a dead letter after one try)."""
+    """`wastatus up` (web server and worker) on this Redis, console credentials of its own
+    making, alerts to a closed port (so a notification becomes a dead letter after one try);
+    yields its address and the admin password it generated."""
     port = free_port()
     env = clean_env(
         tmp_path,
         REDIS_URL=redis_url,
         WASTATUS_APP_SECRET=APP_SECRET,
-        WASTATUS_CONSOLE_USERS=USERS,
-        WASTATUS_CONSOLE_SECRET=SECRET,
         WASTATUS_PUBLIC_URL=f"http://127.0.0.1:{port}",
         WASTATUS_GROUP_WAIT="0",
         WASTATUS_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/alerts",
         WASTATUS_ALERT_ATTEMPTS="1",
         WEB_CONCURRENCY="1",
     )
-    web_log, worker_log = tmp_path / "web.log", tmp_path / "worker.log"
-    web = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env, web_log)
-    worker = spawn(["worker"], env, worker_log)
+    log = tmp_path / "up.log"
+    up = spawn(["up", "--port", str(port)], env, log)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for_http(base, web, web_log)
-        yield base
+        wait_for_http(base, up, log)
+        password = (tmp_path / "data" / "console_password").read_text().strip()
+        assert f"user admin, password {password}" in log.read_text()
+        yield base, password
     finally:
-        terminate(worker)
-        terminate(web)
+        terminate(up)
 
 
 @pytest.fixture
@@ -145,15 +143,15 @@ class TestInBrowser:
     def test_operator_walkthrough(self, service, chrome, redis, tmp_path):
         from selenium.webdriver.common.by import By
 
-        base = service
+        base, password = service
         post_failures(base, 131049, 3)
         post_failures(base, 131026, 2)
         wait_for(lambda: redis.zcard("wastatus:dead:index") >= 2, "both groups dead-lettered")
 
         chrome.get(f"{base}/console/")
         assert "/console/login" in chrome.current_url
-        chrome.find_element(By.ID, "username").send_keys("alice")
-        chrome.find_element(By.ID, "password").send_keys(PASSWORD)
+        chrome.find_element(By.ID, "username").send_keys("admin")
+        chrome.find_element(By.ID, "password").send_keys(password)
         follow(chrome, chrome.find_element(By.ID, "login"))
         assert chrome.current_url.rstrip("/").endswith("/console")
         assert "概要" in chrome.find_element(By.TAG_NAME, "h1").text
