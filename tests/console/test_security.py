@@ -22,6 +22,13 @@ class TestOffUnlessConfigured:
         assert client.get("/console/").status_code == 404
         assert client.get("/api/v1/groups").status_code == 404
 
+    def test_the_token_alone_opens_the_api_not_the_pages(self, redis, redis_url):
+        client = create_app(app_env(redis_url, WASTATUS_CONSOLE_TOKEN=TOKEN)).test_client()
+        assert client.get("/console/login").status_code == 404
+        assert client.get("/api/v1/groups").status_code == 401
+        reply = client.get("/api/v1/groups", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert reply.status_code == 200
+
     def test_users_without_a_secret_are_refused_at_start(self):
         with pytest.raises(SettingsError, match="WASTATUS_CONSOLE_SECRET"):
             read({"WASTATUS_CONSOLE_USERS": "alice:" + auth.hash_password("x")})

@@ -13,8 +13,10 @@ from workers.settings import Settings
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Sessions and CSRF (`auth`), then the pages."""
+    """Sessions and CSRF (`auth`), then the pages when there are users to log in (with the
+    API token alone only the API answers)."""
     from webhook.console import auth, pages
 
     auth.init_app(app, settings)
-    app.register_blueprint(pages.bp)
+    if settings.console_users:
+        app.register_blueprint(pages.bp)
