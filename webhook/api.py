@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from webhook import quarantine
 from webhook.console import auth, data
 from webhook.errors import error_response
+from workers import bounds
 from workers.alerting import silences
 from workers.outcomes import deadletters
 from workers.replay import replay as replay_dead_letter
@@ -35,7 +36,8 @@ def _settings() -> Settings:
 
 def _body() -> dict:
     body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
+    # JSON may spell lone surrogates, which nothing can encode back (a reply, a stored comment)
+    return bounds.value(body, limit=1000) if isinstance(body, dict) else {}
 
 
 def _page() -> int:

@@ -159,8 +159,13 @@ def _settings() -> Settings:
     return current_app.extensions["wastatus"].settings
 
 
+BODY_MAX = 1 << 20
+"""Bytes a console form or API request may carry (the app leaves bodies to each view)."""
+
+
 def api_guard() -> Any:
     """The API's before_request: 401 without a caller, 403 for a state change without CSRF."""
+    request.max_content_length = BODY_MAX
     if identify(_settings()) is None:
         return error_response("console-unauthorized")
     if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok():
@@ -170,6 +175,7 @@ def api_guard() -> Any:
 
 def page_guard() -> Any:
     """The pages' before_request: to the login page without a user, 403 without CSRF."""
+    request.max_content_length = BODY_MAX
     if request.endpoint in ("console.login", "console.static"):
         if request.method == "POST" and not csrf_ok():
             return error_response("csrf-invalid")
