@@ -72,6 +72,7 @@ class TestForms:
         assert re.search(r'id="preview-count"><b>4</b>', preview)
         assert browser.post("/console/silences", data=form).status_code == 302
         listed = browser.get("/console/silences").get_data(as_text=True)
+        assert 'action="/console/silences/preview"' in listed  # a new silence from this page
         sid = re.search(r"/console/silences/([0-9a-f]+)/expire", listed).group(1)
         browser.post(f"/console/silences/{sid}/expire", data={"csrf_token": browser.csrf})
         assert "/expire" not in browser.get("/console/silences").get_data(as_text=True)

@@ -203,6 +203,7 @@ def silence_create():
 def silence_list():
     return render_template(
         "silences.html",
+        durations=DURATIONS,
         silences=silences.stored(_redis()),
         rules=[s for s in silences.active(_redis(), _settings()) if s["source"] == "rules"],
     )

@@ -58,6 +58,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "no_notification": ("まだ通知していません", "Not notified yet"),
     "silence_this": ("このグループをサイレンス", "Silence this"),
     "matchers": ("マッチャー（1 行に key=value）", "Matchers (key=value, one a line)"),
+    "matchers_short": ("マッチャー", "Matchers"),
+    "new_silence": ("新しいサイレンス", "New silence"),
     "duration": ("期間", "Duration"),
     "comment": ("コメント", "Comment"),
     "preview": ("プレビュー", "Preview"),
