@@ -48,6 +48,8 @@ BAD_BY_FORM = {
     "host:port, comma-separated": "sentinel:port",
     "whsec_ followed by base64": "whsec_!!!",
     "ja or en": "fr",
+    "user:password-hash pairs, comma-separated (wastatus console hash-password)": "alice:hunter2",
+    "text of at least 32 characters": "short",
     "Apprise URLs, comma-separated": "whatsapp://15551234567",
     "http:// or https:// URLs, comma-separated": "http://am-1:9093,am-2:9093",
 }

@@ -54,6 +54,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     from webhook import health, logs, metrics_view
 
+    if settings.console_enabled:  # an admin tool: absent unless someone can log in
+        from webhook import api, console
+
+        console.init_app(app, settings)
+        app.register_blueprint(api.bp)
+
     health.init_app(app, settings)
     metrics_view.init_app(app)
     logs.init_app(app, settings)

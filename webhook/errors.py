@@ -39,6 +39,23 @@ ERRORS: dict[str, tuple[int, str]] = {
         "The oldest stored failure has waited longer than WASTATUS_READY_MAX_INBOX_AGE: "
         "no drain job is taking events.",
     ),
+    # The console and its API (webhook/console/, webhook/api.py; docs/api.md).
+    "console-unauthorized": (
+        401,
+        "Log in to the console, or send Authorization: Bearer with WASTATUS_CONSOLE_TOKEN.",
+    ),
+    "csrf-invalid": (403, "A change from a console session needs its CSRF token (X-CSRFToken)."),
+    "login-limited": (429, "Too many failed logins from this address; wait 15 minutes."),
+    "group-unknown": (404, "No open alert group has this id."),
+    "silence-invalid": (400, "The silence cannot be stored."),
+    "silence-unknown": (404, "No stored silence has this id."),
+    "dead-letter-unknown": (404, "No dead letter has this id (it may have been replayed)."),
+    "quarantine-unknown": (404, "No quarantined webhook has this id (it may have been replayed)."),
+    "count-changed": (
+        409,
+        'Replaying everything needs {"count": N} equal to how many there are now; '
+        "the number changed or was not given.",
+    ),
     # Anything Flask or Werkzeug raise themselves, and the last resort.
     "not-found": (404, "There is nothing at this address."),
     "method-not-allowed": (405, "This address does not take that method."),
@@ -53,6 +70,7 @@ STATUS_CODES: dict[int, str] = {
     404: "not-found",
     405: "method-not-allowed",
     413: "body-too-large",
+    429: "login-limited",
 }
 
 

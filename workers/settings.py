@@ -204,6 +204,29 @@ def _language(text: str) -> str:
     return lowered
 
 
+CONSOLE_HASH_METHODS = ("scrypt:", "pbkdf2:")
+"""Password hash methods `werkzeug.security` writes (`wastatus console hash-password`)."""
+
+
+def _console_users(text: str) -> tuple[tuple[str, str], ...]:
+    """`user:hash,user:hash`; a werkzeug hash holds colons itself, so the name ends at the first."""
+    users = []
+    for pair in _list(text):
+        name, _, hashed = pair.partition(":")
+        if not name.strip() or not hashed.startswith(CONSOLE_HASH_METHODS):
+            raise ValueError(f"{text!r} is not user:password-hash pairs")
+        users.append((name.strip(), hashed))
+    if len({name for name, _ in users}) != len(users):
+        raise ValueError(f"{text!r} names a user twice")
+    return tuple(users)
+
+
+def _long_secret(text: str) -> str:
+    if len(text) < 32:
+        raise ValueError(f"{text!r} is shorter than 32 characters")
+    return text
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         lowered = text.lower()
@@ -238,6 +261,8 @@ _FORMS: dict[Callable, str] = {
     _list: "comma-separated values",
     _standard_webhook_secret: "whsec_ followed by base64",
     _language: "ja or en",
+    _console_users: "user:password-hash pairs, comma-separated (wastatus console hash-password)",
+    _long_secret: "text of at least 32 characters",
 }
 
 
@@ -337,6 +362,14 @@ class Settings:
         "WASTATUS_LOG_REQUESTS", _choice("all", "failures", "none"), "failures"
     )
 
+    # the console (docs/api.md)
+    console_users: tuple[tuple[str, str], ...] = setting(
+        "WASTATUS_CONSOLE_USERS", _console_users, (), secret=True
+    )
+    console_token: str | None = setting("WASTATUS_CONSOLE_TOKEN", _long_secret, secret=True)
+    console_secret: str | None = setting("WASTATUS_CONSOLE_SECRET", _long_secret, secret=True)
+    public_url: str | None = setting("WASTATUS_PUBLIC_URL", _http_url)
+
     # storage bounds (docs/operations.md, "Storage bounds")
     quarantine_max: int = setting("WASTATUS_QUARANTINE_MAX", _count, 1000, 1, 10_000_000)
     quarantine_bytes: int = setting(
@@ -360,6 +393,11 @@ class Settings:
     @property
     def authentication_configured(self) -> bool:
         return bool(self.app_secrets or self.onprem_tokens)
+
+    @property
+    def console_enabled(self) -> bool:
+        """The console and its API answer only when someone can log in to them."""
+        return bool(self.console_users or self.console_token)
 
     @property
     def dedup_seconds(self) -> int:
@@ -417,6 +455,11 @@ def read(env: Mapping[str, str] = os.environ) -> Settings:
                 f"{_variable(high_name)} ({format_duration(high)}) is below"
                 f" {_variable(low_name)} ({format_duration(low)})"
             )
+    if values.get("console_users") and not values.get("console_secret"):
+        problems.append(
+            "WASTATUS_CONSOLE_USERS is set without WASTATUS_CONSOLE_SECRET, "
+            "which signs the console's session cookies"
+        )
     if problems:
         raise SettingsError(problems)
     return Settings(**values)

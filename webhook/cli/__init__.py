@@ -8,6 +8,7 @@ import click
 
 from webhook.cli import (
     catalog,
+    console,
     dead,
     explain,
     health,
@@ -52,3 +53,4 @@ main.add_command(status.status)
 main.add_command(health.health_command)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
+main.add_command(console.console)

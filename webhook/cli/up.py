@@ -25,6 +25,7 @@ import click
 
 from webhook.cli.redis_server import RedisServer
 from webhook.cli.rules import require_deliverable
+from webhook.console.auth import hash_password
 from workers import settings
 
 STARTUP_SECONDS = 10.0
@@ -242,6 +243,15 @@ def up(port: int, host: str) -> None:
     if not current.verify_token:
         env["WASTATUS_VERIFY_TOKEN"] = _persistent_token(data_dir / "verify_token")
         click.echo(f"verify   {env['WASTATUS_VERIFY_TOKEN']} (Meta's verify token, generated)")
+
+    if not current.console_enabled:
+        password = _persistent_token(data_dir / "console_password")
+        env["WASTATUS_CONSOLE_USERS"] = f"admin:{hash_password(password)}"
+        env["WASTATUS_CONSOLE_SECRET"] = current.console_secret or _persistent_token(
+            data_dir / "console_secret"
+        )
+        click.echo(f"console  http://{host}:{port}/console user admin, password {password}")
+        click.echo(f"         (generated, kept in {data_dir / 'console_password'})")
 
     cli = [sys.executable, "-m", "webhook.cli"]
     serve = [*cli, "serve", "--host", host, "--port", str(port)]

@@ -203,6 +203,8 @@ def postable(alert: Mapping, settings: Settings) -> dict[str, Any]:
     }
     if alert.get("first_seen"):
         found["startsAt"] = alert["first_seen"]
+    if alert.get("url"):
+        found["generatorURL"] = alert["url"]  # the group's console page (WASTATUS_PUBLIC_URL)
     return found
 
 

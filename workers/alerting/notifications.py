@@ -111,6 +111,14 @@ def iso(timestamp: float | str | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def group_url(settings: Settings, gid: str | None) -> str | None:
+    """The group's page in the console, when WASTATUS_PUBLIC_URL says where people reach it
+    (built from the setting: workers know no Flask routes)."""
+    if not settings.public_url or not gid:
+        return None
+    return f"{settings.public_url.rstrip('/')}/console/groups/{gid}"
+
+
 def payload(nid: str, state: Mapping[str, str], receiver: str | None,
             settings: Settings | None = None) -> dict:  # fmt: skip
     """The alert JSON (see docs/alerts.md) of notification `nid` addressed to `receiver`."""
@@ -142,7 +150,11 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
         alert |= {key: first.get(key) for key in keys}
     if state.get("replay_of"):
         alert["replay_of"] = state["replay_of"]
-    lang = (settings or current()).lang
+    settings = settings or current()
+    url = group_url(settings, state.get("gid"))
+    if url:
+        alert["url"] = url
+    lang = settings.lang
     alert["lang"] = lang
     alert["title"] = alert_text.title(alert, lang)
     return alert

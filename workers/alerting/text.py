@@ -72,7 +72,8 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
     sample = alert.get("alerts") or []
     first = sample[0] if sample else {}
     if first.get("kind") == "health":
-        return health_text.body(alert, lang)
+        health = health_text.body(alert, lang)
+        return f"{health}\n{alert['url']}" if alert.get("url") else health
     retry = first.get("retry") or {}
     lines = [
         f"{words['count']}: {alert['count']} {words['unit']}",
@@ -92,6 +93,8 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
         if alert["count"] > len(shown):
             lines.append("  " + words["more"].format(n=alert["count"] - len(shown)))
     lines.append(f"group: {alert['group_key']}")
+    if alert.get("url"):
+        lines.append(alert["url"])
     return "\n".join(lines)
 
 
