@@ -9,6 +9,7 @@ import redis
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from webhook import funnel
 from webhook.errors import code_for_status, error_response
 from workers.connection import RedisNotConfigured, connect
 from workers.settings import Settings, load, read
@@ -23,6 +24,7 @@ class State:
         self.settings = settings
         self._redis: redis.Redis | None = None
         self._redis_lock = threading.Lock()
+        self.funnel = funnel.Tally(settings, self.redis)
 
     def redis(self) -> redis.Redis:
         """The Redis client, made on first use (one per worker process, shared by its threads)."""

@@ -16,6 +16,7 @@ from typing import Any
 from webhook import health_payload, schemas
 from workers import bounds, fastjson
 from workers.inbox.intake import event_id
+from workers.outcomes.funnels import category
 
 CLOUD = "cloud"
 ON_PREMISES = "on_premises"
@@ -50,6 +51,9 @@ class Reading:
     statuses: Counter = field(default_factory=Counter)
     ignored_fields: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    fates: Counter = field(default_factory=Counter)
+    """(status, failure code, phone number id, tracker, pricing category) → statuses, for the
+    delivery funnels (`webhook/funnel.py`); raw values, bounded when flushed."""
 
     def problem(self, path: str, messages: Any) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -181,9 +185,11 @@ def _read_items(
 ) -> None:
     """Read `statuses`, `errors` and `messages[].errors` of a Cloud value or On-Prem body."""
     api = context["api"]
+    phone = context.get("phone_number_id")
     for k, raw in enumerate(_list(container, "statuses", prefix, reading)):
         if schemas.plainly_valid_status(raw):  # most statuses did not fail: count them, cheaply
             reading.statuses[(api, raw["status"])] += 1
+            reading.fates[_fate(raw, raw["status"], None, phone)] += 1
             continue
         status = schemas.plain_failed_status(raw) or _load(
             schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading
@@ -191,6 +197,9 @@ def _read_items(
         if status is None:
             continue
         reading.statuses[(api, status["status"])] += 1
+        errors = status["errors"]
+        code = errors[0]["code"] if errors and status["status"] == "failed" else None
+        reading.fates[_fate(status, status["status"], code, phone)] += 1
         if status["status"] == "failed":
             reading.events.append(_event(context, received_at, "status", status))
     for k, raw in enumerate(_list(container, "errors", prefix, reading)):
@@ -203,6 +212,13 @@ def _read_items(
         message = _load(schemas.INBOUND_MESSAGE, raw, f"{prefix}messages[{k}]", reading)
         if message is not None:
             reading.events.append(_event(context, received_at, "message", message))
+
+
+def _fate(status: dict, name: str, code: int | None, phone: str | None) -> tuple:
+    """A status's key in the funnel tally; the category is worked out only when priced."""
+    pricing, conversation = status.get("pricing"), status.get("conversation")
+    kind = category(pricing, conversation) if pricing or conversation else None
+    return (name, code, phone, status.get("biz_opaque_callback_data"), kind)
 
 
 def _list(container: dict, key: str, prefix: str, reading: Reading) -> list:

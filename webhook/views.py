@@ -113,6 +113,7 @@ def receive():
     for name, count in reading.ignored_fields.items():
         counters.FIELDS_IGNORED.labels(field=name).inc(count)
     if not reading.events and not reading.problems:
+        state.funnel.add(reading.fates, received_at)  # no Redis here: flushed in the background
         _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
@@ -131,6 +132,7 @@ def receive():
         response.headers["Retry-After"] = "5"
         return response, status
 
+    state.funnel.add(reading.fates, received_at)  # counted once stored: a 503 is sent again
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
             _counter(counters.EVENTS_STORED, result).inc(count)

@@ -33,7 +33,7 @@ from workers.health import tracker
 from workers.inbox.enrich import enrich
 from workers.inbox.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
 from workers.jobs import job_connection
-from workers.outcomes import deadletters, ledger, stats
+from workers.outcomes import deadletters, funnels, ledger, stats
 from workers.resend import schedule
 from workers.routing.router import route
 from workers.routing.rules import Route, Rules, current_rules
@@ -237,6 +237,7 @@ def process_batch(
         first_due = schedule.schedule_first(pipe, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)
         stats.record(pipe, enriched, now)
+        funnels.record_failed(pipe, enriched, settings.funnel_retention, now)
         if claimed.deliveries:
             pipe.hdel(DELIVERIES, *(hashlib.sha1(item).hexdigest() for item in claimed.items))
         pipe.delete(processing)

@@ -10,6 +10,7 @@ from webhook.cli import (
     catalog,
     dead,
     explain,
+    funnel,
     health,
     quarantine,
     rules,
@@ -52,3 +53,4 @@ main.add_command(status.status)
 main.add_command(health.health_command)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
+main.add_command(funnel.funnel)
