@@ -27,7 +27,7 @@ import rq
 from prometheus_client import Counter
 
 from workers import bounds
-from workers.alerting import alertmanager, health_text, notifications, silences
+from workers.alerting import alertmanager, fate_text, health_text, notifications, silences
 from workers.jobs import (
     Lock,
     current_job_id,
@@ -225,6 +225,8 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     """One entry of a notification's `alerts[]`, from an enriched event."""
     if event.get("kind") == "health":
         return _health_item(event)
+    if event.get("kind") in fate_text.KINDS:
+        return fate_text.item(event)  # a failing tracker, messages stuck in sent
     entry = event.get("catalog") or {}
     recipient = event.get("recipient_id")
     item = {

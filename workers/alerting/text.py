@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from workers.alerting import health_text
+from workers.alerting import fate_text, health_text
 
 LANGUAGES = ("ja", "en")
 
@@ -58,6 +58,8 @@ def title(alert: Mapping, lang: str) -> str:
     first = (alert.get("alerts") or [{}])[0]
     if first.get("kind") == "health":
         return health_text.title(alert, lang)
+    if first.get("kind") in fate_text.KINDS:
+        return fate_text.title(alert, lang)
     status = words.get(alert["status"], alert["status"])
     if alert.get("retry_exhausted"):
         status = f"{status} ({words['exhausted']})"
@@ -73,6 +75,8 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
     first = sample[0] if sample else {}
     if first.get("kind") == "health":
         return health_text.body(alert, lang)
+    if first.get("kind") in fate_text.KINDS:
+        return fate_text.body(alert, lang)
     retry = first.get("retry") or {}
     lines = [
         f"{words['count']}: {alert['count']} {words['unit']}",
@@ -100,6 +104,8 @@ def summary(alert: Mapping, lang: str) -> str:
     kind, since the same words are posted again while the group fires."""
     words = _WORDS[lang]
     first = (alert.get("alerts") or [{}])[0]
+    if first.get("kind") in fate_text.KINDS:
+        return fate_text.title(alert, lang).removeprefix("[wastatus] ")
     what = " ".join(str(part) for part in (first.get("code"), first.get("title")) if part)
     line = words["summary"].format(what=what or alert.get("group_key"), count=alert["count"],
                                    since=alert.get("first_seen"))  # fmt: skip
