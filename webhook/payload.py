@@ -54,6 +54,9 @@ class Reading:
     fates: Counter = field(default_factory=Counter)
     """(status, failure code, phone number id, tracker, pricing category) → statuses, for the
     delivery funnels (`webhook/funnel.py`); raw values, bounded when flushed."""
+    tracked: list[tuple] | None = None
+    """With message tracking on, each status as (wamid, Meta's timestamp, *its fates key),
+    for `workers.outcomes.timelines.record`."""
 
     def problem(self, path: str, messages: Any) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -68,19 +71,20 @@ def _flatten(messages: Any) -> str:
     return str(messages)
 
 
-def read_body(body: bytes, received_at: float) -> Reading:
-    """Parse and read `body`; a body that is not JSON is a problem, never an exception."""
+def read_body(body: bytes, received_at: float, track: bool = False) -> Reading:
+    """Parse and read `body`; a body that is not JSON is a problem, never an exception.
+    With `track`, every status is listed for its message's timeline too."""
     try:
         document = fastjson.loads(body)
     except (ValueError, RecursionError) as error:  # bad UTF-8 is a ValueError too
         reading = Reading()
         reading.problem("body", f"not JSON ({error.__class__.__name__})")
         return reading
-    return read_document(document, received_at)
+    return read_document(document, received_at, track)
 
 
-def read_document(document: Any, received_at: float) -> Reading:
-    reading = Reading()
+def read_document(document: Any, received_at: float, track: bool = False) -> Reading:
+    reading = Reading(tracked=[] if track else None)
     if isinstance(document, dict) and ("object" in document or "entry" in document):
         reading.api = CLOUD
         _read_cloud(document, reading, received_at)
@@ -189,7 +193,10 @@ def _read_items(
     for k, raw in enumerate(_list(container, "statuses", prefix, reading)):
         if schemas.plainly_valid_status(raw):  # most statuses did not fail: count them, cheaply
             reading.statuses[(api, raw["status"])] += 1
-            reading.fates[_fate(raw, raw["status"], None, phone)] += 1
+            fate = _fate(raw, raw["status"], None, phone)
+            reading.fates[fate] += 1
+            if reading.tracked is not None:
+                reading.tracked.append((raw["id"], _seconds(raw["timestamp"]), *fate))
             continue
         status = schemas.plain_failed_status(raw) or _load(
             schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading
@@ -199,7 +206,10 @@ def _read_items(
         reading.statuses[(api, status["status"])] += 1
         errors = status["errors"]
         code = errors[0]["code"] if errors and status["status"] == "failed" else None
-        reading.fates[_fate(status, status["status"], code, phone)] += 1
+        fate = _fate(status, status["status"], code, phone)
+        reading.fates[fate] += 1
+        if reading.tracked is not None:
+            reading.tracked.append((status["id"], status["timestamp"], *fate))
         if status["status"] == "failed":
             reading.events.append(_event(context, received_at, "status", status))
     for k, raw in enumerate(_list(container, "errors", prefix, reading)):
@@ -212,6 +222,11 @@ def _read_items(
         message = _load(schemas.INBOUND_MESSAGE, raw, f"{prefix}messages[{k}]", reading)
         if message is not None:
             reading.events.append(_event(context, received_at, "message", message))
+
+
+def _seconds(timestamp: object) -> int:
+    """A timestamp `plainly_valid_status` accepted: an int, or digits with spaces around."""
+    return timestamp if type(timestamp) is int else int(str(timestamp).strip(" "))
 
 
 def _fate(status: dict, name: str, code: int | None, phone: str | None) -> tuple:

@@ -12,6 +12,7 @@ from webhook.cli import (
     explain,
     funnel,
     health,
+    message,
     quarantine,
     rules,
     serve,
@@ -54,3 +55,4 @@ main.add_command(health.health_command)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
 main.add_command(funnel.funnel)
+main.add_command(message.message)
