@@ -62,6 +62,7 @@ def item(event: Mapping) -> dict:
         "action": entry.get("action"),
         "known": entry.get("known"),
         "status": event.get("status"),
+        "message_id": event.get("message_id"),
         "phone_number_id": event.get("phone_number_id"),
         "biz_opaque_callback_data": event.get("biz_opaque_callback_data"),
         "fate": dict(event.get("fate") or {}),
