@@ -24,6 +24,7 @@ from multiprocessing import util as multiprocessing_util
 import redis
 from prometheus_client import Counter as PromCounter
 
+from workers.fates import late
 from workers.outcomes import funnels
 from workers.settings import Settings
 
@@ -55,14 +56,17 @@ class Tally:
         self.settings = settings
         self._connect = connect
         self._counts: Counter = Counter()
+        self._progressed: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         _live.add(self)
 
-    def add(self, fates: Mapping[tuple, int], when: float) -> None:
-        """Count one request's statuses (`Reading.fates`) in the minute of `when`."""
+    def add(self, fates: Mapping[tuple, int], when: float, progressed: list[str] = ()) -> None:
+        """Count one request's statuses (`Reading.fates`) in the minute of `when`; keep the
+        wamids that reported delivered, read or played (`Reading.progressed`) for the check
+        against failures already alerted (`workers.fates.late`)."""
         if not fates:
             return
         minute = int(when // 60)
@@ -70,6 +74,8 @@ class Tally:
             counts = self._counts
             for key, count in fates.items():
                 counts[(minute, *key)] += count
+            if progressed and len(self._progressed) < PENDING_MAX:
+                self._progressed.extend(progressed)
             if self._thread is None or self._pid != os.getpid():
                 self._start()
 
@@ -84,7 +90,7 @@ class Tally:
     def _run(self) -> None:
         idle = 0
         while not self._stop.wait(self.settings.funnel_flush):
-            if self.pending():
+            if self.pending() or self._progressed:
                 idle = 0
                 self.flush()
                 continue
@@ -95,28 +101,31 @@ class Tally:
                     return
 
     def flush(self) -> bool:
-        """Store the counts gathered so far; on a Redis error keep them for the next flush."""
+        """Store the counts gathered so far, and check the wamids that progressed, in one
+        round trip; on a Redis error keep the counts for the next flush."""
         with self._lock:
             counts, self._counts = self._counts, Counter()
-        if not counts:
+            progressed, self._progressed = self._progressed, []
+        if not counts and not progressed:
             return True
+        settings = self.settings
         try:
-            funnels.flush(
-                self._connect(),
-                counts,
-                self.settings.funnel_retention,
-                self.settings.funnel_max_trackers,
-            )
+            with self._connect().pipeline(transaction=False) as pipe:
+                funnels.write(pipe, counts, settings.funnel_retention, settings.funnel_max_trackers)
+                late.mark(pipe, progressed)
+                pipe.execute()
         except Exception as error:  # a flush must never kill the thread
             FLUSHES.labels("failed").inc()
             logger.warning("funnel.flush_failed: %s", error)
-            self._keep(counts)
+            self._keep(counts, progressed)
             return False
         FLUSHES.labels("stored").inc()
         return True
 
-    def _keep(self, counts: Counter) -> None:
+    def _keep(self, counts: Counter, progressed: list[str]) -> None:
         with self._lock:
+            if len(self._progressed) + len(progressed) <= PENDING_MAX:
+                self._progressed[:0] = progressed
             counts.update(self._counts)
             if len(counts) > PENDING_MAX:
                 oldest = sorted(counts, key=lambda key: key[0])[: len(counts) - PENDING_MAX]

@@ -22,6 +22,7 @@ CLOUD = "cloud"
 ON_PREMISES = "on_premises"
 ON_PREMISES_KEYS = ("statuses", "errors", "messages", "contacts")
 METADATA_KEYS = ("display_phone_number", "phone_number_id")
+PROGRESSED = frozenset({"delivered", "read", "played"})
 MAX_PROBLEMS = 50  # enough to fix a payload by; a broken batch of 1000 need not list all
 
 KNOWN_FIELDS = frozenset({
@@ -54,6 +55,9 @@ class Reading:
     fates: Counter = field(default_factory=Counter)
     """(status, failure code, phone number id, tracker, pricing category) → statuses, for the
     delivery funnels (`webhook/funnel.py`); raw values, bounded when flushed."""
+    progressed: list[str] = field(default_factory=list)
+    """The wamids that reported delivered, read or played: checked against the failures
+    already alerted (`workers.fates.late`), in the background flush."""
     tracked: list[tuple] | None = None
     """With message tracking on, each status as (wamid, Meta's timestamp, *its fates key),
     for `workers.outcomes.timelines.record`."""
@@ -195,6 +199,8 @@ def _read_items(
             reading.statuses[(api, raw["status"])] += 1
             fate = _fate(raw, raw["status"], None, phone)
             reading.fates[fate] += 1
+            if fate[0] in PROGRESSED:
+                reading.progressed.append(raw["id"])
             if reading.tracked is not None:
                 reading.tracked.append((raw["id"], _seconds(raw["timestamp"]), *fate))
             continue
@@ -208,6 +214,8 @@ def _read_items(
         code = errors[0]["code"] if errors and status["status"] == "failed" else None
         fate = _fate(status, status["status"], code, phone)
         reading.fates[fate] += 1
+        if fate[0] in PROGRESSED:
+            reading.progressed.append(status["id"])
         if reading.tracked is not None:
             reading.tracked.append((status["id"], status["timestamp"], *fate))
         if status["status"] == "failed":

@@ -114,7 +114,9 @@ def receive():
     for name, count in reading.ignored_fields.items():
         counters.FIELDS_IGNORED.labels(field=name).inc(count)
     if not reading.events and not reading.problems and not reading.tracked:
-        state.funnel.add(reading.fates, received_at)  # no Redis here: flushed in the background
+        state.funnel.add(
+            reading.fates, received_at, reading.progressed
+        )  # flushed in the background
         _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
@@ -136,7 +138,7 @@ def receive():
         response.headers["Retry-After"] = "5"
         return response, status
 
-    state.funnel.add(reading.fates, received_at)  # counted once stored: a 503 is sent again
+    state.funnel.add(reading.fates, received_at, reading.progressed)  # once stored: not a 503
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
             _counter(counters.EVENTS_STORED, result).inc(count)

@@ -169,7 +169,8 @@ local record = {'gid', gid, 'group_key', redis.call('HGET', g, 'group_key'),
   'status', status, 'count', count, 'events', pending,
   'first_seen', redis.call('HGET', g, 'first_seen'),
   'last_seen', redis.call('HGET', g, 'last_seen'),
-  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta')}
+  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta'),
+  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}
 for i = 7, #ARGV do record[#record + 1] = ARGV[i] end
 redis.call('HSET', n, unpack(record))
 redis.call('ZADD', outbox, now, nid)
@@ -410,7 +411,8 @@ local count = tonumber(redis.call('HGET', g, 'count') or '0') + 1
 local record = {'gid', ARGV[1], 'group_key', redis.call('HGET', g, 'group_key'),
   'status', 'resolved', 'count', count, 'events', pending + 1,
   'first_seen', redis.call('HGET', g, 'first_seen'), 'last_seen', ARGV[2],
-  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta')}
+  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta'),
+  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}
 -- the delivery state `notifications.opening` gives (ARGV[7] on)
 for i = 7, #ARGV do record[#record + 1] = ARGV[i] end
 redis.call('HSET', n, unpack(record))

@@ -95,6 +95,9 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
             lines.append(f"  - {item.get('message_id') or '-'} → {item.get('recipient_id') or '-'}")
         if alert["count"] > len(shown):
             lines.append("  " + words["more"].format(n=alert["count"] - len(shown)))
+    later = fate_text.later_delivered(alert, lang)  # statuses arrive out of order
+    if later:
+        lines.append(later)
     lines.append(f"group: {alert['group_key']}")
     return "\n".join(lines)
 

@@ -1,7 +1,7 @@
 """Delivery funnels: how many messages were sent, delivered, read, played, deleted or failed,
 per phone number, per tracker (`biz_opaque_callback_data`) and per pricing category.
 
-The web process tallies the statuses it reads (`webhook/funnel.py`) and `flush`es its tally
+The web process tallies the statuses it reads (`webhook/funnel.py`) and `write`s its tally
 here about once a second, in one round trip: one Lua call per time bucket, pipelined. Each UTC
 minute and hour has a hash (`wastatus:funnel:m:<minute>`, `wastatus:funnel:h:<hour>`) whose
 fields are `status|dimension|value` (a failure's code as `failed:131049|...`), expired after
@@ -100,13 +100,14 @@ def category(pricing: object, conversation: object) -> str:
     return "/".join(NONE if not part else str(part)[:40] for part in parts)
 
 
-def flush(
-    connection: redis.Redis,
+def write(
+    pipe: redis.client.Pipeline,
     tally: Mapping[tuple, int],
     retention: float,
     max_trackers: int,
 ) -> None:
-    """Add a web process's `tally` to the buckets, in one round trip.
+    """Queue a web process's `tally` on `pipe` (one Lua call per bucket; the caller executes
+    the pipeline: one round trip).
 
     `tally` maps (minute, status, code, phone, tracker, category) to a count; `code` is None
     except for failed statuses.
@@ -123,17 +124,15 @@ def flush(
                     counts[(d, value, status_field)] += count
     if not buckets:
         return
-    script = connection.register_script(_FLUSH)
+    script = pipe.register_script(_FLUSH)
     ttl = int(retention) + HOUR  # a bucket lives the retention past its end
-    with connection.pipeline(transaction=False) as pipe:
-        for (resolution, bucket), counts in buckets.items():
-            key = bucket_key(resolution, bucket)
-            keys = [key, *(f"{key}:{name}" for name in DIMENSIONS)]
-            args: list = [ttl, PHONE_MAX, max_trackers, CATEGORY_MAX]
-            for (d, value, status), count in counts.items():
-                args += [d, value, status, count]
-            script(keys=keys, args=args, client=pipe)
-        pipe.execute()
+    for (resolution, bucket), counts in buckets.items():
+        key = bucket_key(resolution, bucket)
+        keys = [key, *(f"{key}:{name}" for name in DIMENSIONS)]
+        args: list = [ttl, PHONE_MAX, max_trackers, CATEGORY_MAX]
+        for (d, value, status), count in counts.items():
+            args += [d, value, status, count]
+        script(keys=keys, args=args, client=pipe)
 
 
 def funnel(connection: redis.Redis, by: str, since: float, now: float | None = None) -> list[dict]:
