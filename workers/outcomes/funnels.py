@@ -4,11 +4,12 @@ per phone number, per tracker (`biz_opaque_callback_data`) and per pricing categ
 The web process tallies the statuses it reads (`webhook/funnel.py`) and `write`s its tally
 here about once a second, in one round trip: one Lua call per time bucket, pipelined. Each UTC
 minute and hour has a hash (`wastatus:funnel:m:<minute>`, `wastatus:funnel:h:<hour>`) whose
-fields are `status|dimension|value` (a failure's code as `failed:131049|...`), expired after
-`WASTATUS_FUNNEL_RETENTION`. Trackers are strings the sender chooses: each bucket takes at most
-`WASTATUS_FUNNEL_MAX_TRACKERS` distinct ones (phone numbers and categories have fixed caps), the
-rest count as `(other)`, so a sender that puts an order id in every message cannot grow Redis
-without bound. The drain job adds each failed status's recipient to its tracker's list
+fields are `status|dimension|value` (a failure's code as `failed:131049|...`). Hours expire
+after `WASTATUS_FUNNEL_RETENTION`; minutes after three hours (`MINUTES_KEPT`: no read goes
+further back in minutes). Trackers are strings the sender chooses: each bucket takes at most
+`WASTATUS_FUNNEL_MAX_TRACKERS` distinct ones (phone numbers and categories have fixed caps),
+the rest count as `(other)`, so a sender that puts an order id in every message cannot grow
+Redis without bound. The drain job adds each failed status's recipient to its tracker's list
 (`record_failed`), for `wastatus funnel failed TRACKER` (a CSV export).
 """
 
@@ -52,6 +53,9 @@ FAILED_KEEP = 1000
 MINUTE, HOUR = 60, 3600
 FINE_UP_TO = 3 * HOUR
 """Windows up to this long are read from minute buckets (exact), longer ones from hours."""
+MINUTES_KEPT = 3 * HOUR
+"""Minute buckets are kept as long as a read uses them (`FINE_UP_TO`), hour buckets the whole
+retention: kept 14 days, minutes would take sixty times the memory of hours for no reader."""
 
 _FLUSH = """
 local caps = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
@@ -125,11 +129,12 @@ def write(
     if not buckets:
         return
     script = pipe.register_script(_FLUSH)
-    ttl = int(retention) + HOUR  # a bucket lives the retention past its end
+    # a bucket lives the retention past its end; minutes only as long as a read uses them
+    ttls = {"h": int(retention) + HOUR, "m": int(min(retention, MINUTES_KEPT)) + HOUR}
     for (resolution, bucket), counts in buckets.items():
         key = bucket_key(resolution, bucket)
         keys = [key, *(f"{key}:{name}" for name in DIMENSIONS)]
-        args: list = [ttl, PHONE_MAX, max_trackers, CATEGORY_MAX]
+        args: list = [ttls[resolution], PHONE_MAX, max_trackers, CATEGORY_MAX]
         for (d, value, status), count in counts.items():
             args += [d, value, status, count]
         script(keys=keys, args=args, client=pipe)
