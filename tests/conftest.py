@@ -86,6 +86,15 @@ def app_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def _funnel_threads():
+    """No app's funnel thread outlives its test (it would retry a Redis the test stopped)."""
+    yield
+    from webhook import funnel
+
+    funnel.stop_all()
+
+
 @pytest.fixture
 def app(redis, redis_url: str):
     app = create_app(app_env(redis_url))

@@ -9,7 +9,6 @@ import redis
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from webhook import funnel
 from webhook.errors import code_for_status, error_response
 from workers.connection import RedisNotConfigured, connect
 from workers.settings import Settings, load, read
@@ -24,6 +23,10 @@ class State:
         self.settings = settings
         self._redis: redis.Redis | None = None
         self._redis_lock = threading.Lock()
+        # Imported here, not at the top: `python -m webhook.granian_server` imports this package
+        # before it sets PROMETHEUS_MULTIPROC_DIR, and prometheus_client must come after that.
+        from webhook import funnel
+
         self.funnel = funnel.Tally(settings, self.redis)
 
     def redis(self) -> redis.Redis:

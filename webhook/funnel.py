@@ -16,6 +16,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -43,6 +44,9 @@ DROPPED = PromCounter(
     "Funnel counts dropped because Redis was down for too long to keep them.",
 )
 
+WARN_EVERY = 60.0
+"""Seconds between two warnings of failed flushes (the metric counts every one)."""
+
 IDLE_FLUSHES = 60
 """Empty flush intervals after which the thread stops (the next status starts it again)."""
 
@@ -61,6 +65,7 @@ class Tally:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._warned = -WARN_EVERY
         _live.add(self)
 
     def add(self, fates: Mapping[tuple, int], when: float, progressed: list[str] = ()) -> None:
@@ -116,7 +121,9 @@ class Tally:
                 pipe.execute()
         except Exception as error:  # a flush must never kill the thread
             FLUSHES.labels("failed").inc()
-            logger.warning("funnel.flush_failed: %s", error)
+            if time.monotonic() - self._warned >= WARN_EVERY:  # not once a second in an outage
+                self._warned = time.monotonic()
+                logger.warning("funnel.flush_failed: %s", error)
             self._keep(counts, progressed)
             return False
         FLUSHES.labels("stored").inc()
@@ -141,6 +148,14 @@ class Tally:
         """Stop the thread and flush what is left (on exit)."""
         self._stop.set()
         self.flush()
+
+
+def stop_all() -> None:
+    """Stop every tally's thread and drop what it holds (tests: no thread outlives its test)."""
+    for tally in list(_live):
+        tally._stop.set()
+        with tally._lock:
+            tally._counts, tally._progressed = Counter(), []
 
 
 def flush_all() -> None:

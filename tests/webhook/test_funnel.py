@@ -4,6 +4,8 @@ process, flushed to Redis in the background, and read back by tracker, phone and
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -140,6 +142,15 @@ class TestCommand:
         monkeypatch.setenv("REDIS_URL", redis_url)
         result = CliRunner().invoke(main, ["funnel", "--since", "lately"])
         assert result.exit_code == 2 and "not a duration" in result.output
+
+
+class TestImport:
+    """Importing the web package does not import prometheus_client: `python -m
+    webhook.granian_server` sets PROMETHEUS_MULTIPROC_DIR after the package is imported."""
+
+    def test_prometheus_client_comes_later(self):
+        code = "import sys, webhook; assert 'prometheus_client' not in sys.modules"
+        assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def _post(base: str, payload: dict) -> int:

@@ -1,7 +1,9 @@
 """Out-of-order safety: a failure alert never claims more than Meta said.
 
 Meta does not promise the order of statuses: a `delivered` or `read` may arrive after the
-`failed` that was alerted. The drain job `remember`s which alert group each failed message
+`failed` that was alerted. With message tracking on (`WASTATUS_TRACK_MESSAGES`: the memory it
+takes, about 80 bytes a failed message, is budgeted with the timelines, not added to every
+alerted failure), the drain job `remember`s which alert group each failed message
 went to (a hash per UTC day, `wastatus:fates:alerted:<day>`, kept `ALERTED_DAYS`); each web
 process's background flush (`webhook/funnel.py`) hands over the wamids that reported
 `delivered`, `read` or `played` since the last flush, and `mark` counts, once per message,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import drive
+from tests.conftest import Poster, app_env, drive
 from tests.fates import body, status
+from webhook import create_app
 from workers.alerting import groups, text
 from workers.fates import late
 
@@ -19,7 +20,21 @@ def hook(receiver, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
     monkeypatch.setenv("WASTATUS_GROUP_INTERVAL", "1s")
+    monkeypatch.setenv("WASTATUS_TRACK_MESSAGES", "72h")  # the drain job remembers the groups
     return receiver
+
+
+@pytest.fixture
+def client(redis, redis_url):
+    """A client of an app with message tracking on (the web side lists what progressed)."""
+    app = create_app(app_env(redis_url, WASTATUS_TRACK_MESSAGES="72h"))
+    yield app.test_client()
+    app.extensions["wastatus"].funnel.close()
+
+
+@pytest.fixture
+def post(client) -> Poster:
+    return Poster(client)
 
 
 def _post(post, client, *statuses) -> None:
@@ -53,3 +68,16 @@ class TestLaterDelivered:
         redis.delete(groups.group_hash(gid))  # as the group's close does
         _post(post, client, status("wamid.C0", "delivered"))
         assert not redis.exists(groups.group_hash(gid))
+
+    def test_nothing_is_remembered_with_tracking_off(self, redis, redis_url, receiver,
+                                                     monkeypatch):  # fmt: skip
+        monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
+        monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
+        for name in ("WASTATUS_TRACK_MESSAGES", "WASTATUS_RULES", "WASTATUS_ALERT_URLS"):
+            monkeypatch.delenv(name, raising=False)
+        app = create_app(app_env(redis_url))
+        poster = Poster(app.test_client())
+        assert poster.signed(body(status("wamid.O0", "failed", code=131026))).status_code == 200
+        drive(redis, lambda: len(receiver.requests) == 1)
+        assert not list(redis.scan_iter(match=late.ALERTED_PREFIX + "*"))
+        app.extensions["wastatus"].funnel.close()
