@@ -86,11 +86,22 @@ def app_env(redis_url: str | None, **overrides: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def _funnel_threads():
+    """No app's funnel thread outlives its test (it would retry a Redis the test stopped)."""
+    yield
+    from webhook import funnel
+
+    funnel.stop_all()
+
+
 @pytest.fixture
 def app(redis, redis_url: str):
     app = create_app(app_env(redis_url))
     app.config["TESTING"] = True
-    return app
+    yield app
+    # Its funnel counts land now, in this test's Redis, not in the next test's after flushdb.
+    app.extensions["wastatus"].funnel.close()
 
 
 @pytest.fixture

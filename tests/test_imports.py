@@ -21,7 +21,7 @@ PLUMBING = {
 }  # fmt: skip
 """Top-level `workers` modules the stages share; the other top-level modules run the stages."""
 
-STAGES = ("outcomes", "inbox", "routing", "alerting", "health", "resend")
+STAGES = ("outcomes", "inbox", "routing", "alerting", "health", "fates", "resend")
 """`workers` sub-packages in import order: each may import the ones before it, never after.
 `outcomes` (ledger, dead letters, stats) comes first: every stage records how a failure ended."""
 

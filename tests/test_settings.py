@@ -52,6 +52,7 @@ BAD_BY_FORM = {
     "text of at least 32 characters": "short",
     "Apprise URLs, comma-separated": "whatsapp://15551234567",
     "http:// or https:// URLs, comma-separated": "http://am-1:9093,am-2:9093",
+    "a percentage (20, 20%)": "most",
 }
 BAD_BY_VARIABLE = {
     "WASTATUS_LOG_LEVEL": "loud",

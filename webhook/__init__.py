@@ -23,6 +23,11 @@ class State:
         self.settings = settings
         self._redis: redis.Redis | None = None
         self._redis_lock = threading.Lock()
+        # Imported here, not at the top: `python -m webhook.granian_server` imports this package
+        # before it sets PROMETHEUS_MULTIPROC_DIR, and prometheus_client must come after that.
+        from webhook import funnel
+
+        self.funnel = funnel.Tally(settings, self.redis)
 
     def redis(self) -> redis.Redis:
         """The Redis client, made on first use (one per worker process, shared by its threads)."""

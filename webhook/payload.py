@@ -16,11 +16,13 @@ from typing import Any
 from webhook import health_payload, schemas
 from workers import bounds, fastjson
 from workers.inbox.intake import event_id
+from workers.outcomes.funnels import category
 
 CLOUD = "cloud"
 ON_PREMISES = "on_premises"
 ON_PREMISES_KEYS = ("statuses", "errors", "messages", "contacts")
 METADATA_KEYS = ("display_phone_number", "phone_number_id")
+PROGRESSED = frozenset({"delivered", "read", "played"})
 MAX_PROBLEMS = 50  # enough to fix a payload by; a broken batch of 1000 need not list all
 
 KNOWN_FIELDS = frozenset({
@@ -50,6 +52,15 @@ class Reading:
     statuses: Counter = field(default_factory=Counter)
     ignored_fields: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    fates: Counter = field(default_factory=Counter)
+    """(status, failure code, phone number id, tracker, pricing category) → statuses, for the
+    delivery funnels (`webhook/funnel.py`); raw values, bounded when flushed."""
+    progressed: list[str] = field(default_factory=list)
+    """With message tracking on, the wamids that reported delivered, read or played: checked
+    against the failures already alerted (`workers.fates.late`), in the background flush."""
+    tracked: list[tuple] | None = None
+    """With message tracking on, each status as (wamid, Meta's timestamp, *its fates key),
+    for `workers.outcomes.timelines.record`."""
 
     def problem(self, path: str, messages: Any) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -64,19 +75,20 @@ def _flatten(messages: Any) -> str:
     return str(messages)
 
 
-def read_body(body: bytes, received_at: float) -> Reading:
-    """Parse and read `body`; a body that is not JSON is a problem, never an exception."""
+def read_body(body: bytes, received_at: float, track: bool = False) -> Reading:
+    """Parse and read `body`; a body that is not JSON is a problem, never an exception.
+    With `track`, every status is listed for its message's timeline too."""
     try:
         document = fastjson.loads(body)
     except (ValueError, RecursionError) as error:  # bad UTF-8 is a ValueError too
         reading = Reading()
         reading.problem("body", f"not JSON ({error.__class__.__name__})")
         return reading
-    return read_document(document, received_at)
+    return read_document(document, received_at, track)
 
 
-def read_document(document: Any, received_at: float) -> Reading:
-    reading = Reading()
+def read_document(document: Any, received_at: float, track: bool = False) -> Reading:
+    reading = Reading(tracked=[] if track else None)
     if isinstance(document, dict) and ("object" in document or "entry" in document):
         reading.api = CLOUD
         _read_cloud(document, reading, received_at)
@@ -181,9 +193,16 @@ def _read_items(
 ) -> None:
     """Read `statuses`, `errors` and `messages[].errors` of a Cloud value or On-Prem body."""
     api = context["api"]
+    phone = context.get("phone_number_id")
     for k, raw in enumerate(_list(container, "statuses", prefix, reading)):
         if schemas.plainly_valid_status(raw):  # most statuses did not fail: count them, cheaply
             reading.statuses[(api, raw["status"])] += 1
+            fate = _fate(raw, raw["status"], None, phone)
+            reading.fates[fate] += 1
+            if reading.tracked is not None:
+                reading.tracked.append((raw["id"], _seconds(raw["timestamp"]), *fate))
+                if fate[0] in PROGRESSED:
+                    reading.progressed.append(raw["id"])
             continue
         status = schemas.plain_failed_status(raw) or _load(
             schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading
@@ -191,6 +210,14 @@ def _read_items(
         if status is None:
             continue
         reading.statuses[(api, status["status"])] += 1
+        errors = status["errors"]
+        code = errors[0]["code"] if errors and status["status"] == "failed" else None
+        fate = _fate(status, status["status"], code, phone)
+        reading.fates[fate] += 1
+        if reading.tracked is not None:
+            reading.tracked.append((status["id"], status["timestamp"], *fate))
+            if fate[0] in PROGRESSED:
+                reading.progressed.append(status["id"])
         if status["status"] == "failed":
             reading.events.append(_event(context, received_at, "status", status))
     for k, raw in enumerate(_list(container, "errors", prefix, reading)):
@@ -203,6 +230,18 @@ def _read_items(
         message = _load(schemas.INBOUND_MESSAGE, raw, f"{prefix}messages[{k}]", reading)
         if message is not None:
             reading.events.append(_event(context, received_at, "message", message))
+
+
+def _seconds(timestamp: object) -> int:
+    """A timestamp `plainly_valid_status` accepted: an int, or digits with spaces around."""
+    return timestamp if type(timestamp) is int else int(str(timestamp).strip(" "))
+
+
+def _fate(status: dict, name: str, code: int | None, phone: str | None) -> tuple:
+    """A status's key in the funnel tally; the category is worked out only when priced."""
+    pricing, conversation = status.get("pricing"), status.get("conversation")
+    kind = category(pricing, conversation) if pricing or conversation else None
+    return (name, code, phone, status.get("biz_opaque_callback_data"), kind)
 
 
 def _list(container: dict, key: str, prefix: str, reading: Reading) -> list:

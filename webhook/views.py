@@ -19,6 +19,7 @@ from webhook.errors import error_response
 from webhook.payload import read_body
 from webhook.signature import authenticate, token_valid
 from workers.inbox import intake
+from workers.outcomes import timelines
 
 bp = Blueprint("webhook", __name__)
 
@@ -106,18 +107,23 @@ def receive():
         return error_response("unauthorized")
 
     received_at = time.time()
-    reading = read_body(body, received_at)
+    reading = read_body(body, received_at, track=settings.track_messages > 0)
     log |= logs.reading_fields(reading)
     for (api, status), count in reading.statuses.items():
         _counter(counters.STATUSES, api, status).inc(count)
     for name, count in reading.ignored_fields.items():
         counters.FIELDS_IGNORED.labels(field=name).inc(count)
-    if not reading.events and not reading.problems:
+    if not reading.events and not reading.problems and not reading.tracked:
+        # funnel counts are flushed in the background: still no Redis round trip here
+        state.funnel.add(reading.fates, received_at, reading.progressed)
         _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
     try:
         connection = state.redis()
+        if reading.tracked:  # message tracking on: every status of the request, one round trip
+            timelines.record(connection, reading.tracked, received_at, settings.track_messages,
+                             settings.stuck_after)  # fmt: skip
         stored = intake.store(connection, reading.events, settings.dedup_seconds)
         quarantine_id = (
             quarantine.put(connection, body, reading.problems, auth, received_at)
@@ -131,6 +137,7 @@ def receive():
         response.headers["Retry-After"] = "5"
         return response, status
 
+    state.funnel.add(reading.fates, received_at, reading.progressed)  # once stored: not a 503
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
             _counter(counters.EVENTS_STORED, result).inc(count)
@@ -140,5 +147,8 @@ def receive():
         current_app.logger.warning("webhook.quarantined id=%s", quarantine_id)
         reply = {"ok": True, "stored": stored.stored, "duplicates": stored.duplicates}
         return jsonify(reply | {"quarantined": quarantine_id, "problems": reading.problems})
+    if not reading.events:  # tracked statuses only
+        _outcome(log, "accepted", started)
+        return _json_reply(NOTHING_TO_STORE)
     _outcome(log, "duplicate" if stored.stored == 0 else "accepted", started)
     return _json_reply(STORED.format(stored=stored.stored, duplicates=stored.duplicates).encode())

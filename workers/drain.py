@@ -29,11 +29,12 @@ from prometheus_client import Histogram
 
 from workers import bounds
 from workers.alerting import groups
+from workers.fates import late
 from workers.health import tracker
 from workers.inbox.enrich import enrich
 from workers.inbox.intake import DRAIN_FLAG, DRAIN_FLAG_SECONDS, INBOX, schedule_drain
 from workers.jobs import job_connection
-from workers.outcomes import deadletters, ledger, stats
+from workers.outcomes import deadletters, funnels, ledger, stats
 from workers.resend import schedule
 from workers.routing.router import route
 from workers.routing.rules import Route, Rules, current_rules
@@ -231,12 +232,18 @@ def process_batch(
         dropped.extend(tracker.process(connection, health_events, rules, settings, now))
         done["health"] += len(health_events)
     tracker.join(connection, enriched)  # failures of paused templates, restricted accounts
+    alerted = []  # (wamid, gid) of failed statuses: a later delivered shows in the group
     for chosen, events in to_alert.values():
         groups.submit(connection, events, chosen, settings)
+        alerted += [(event.get("message_id"), groups.group_id(groups.group_label(event, chosen)))
+                    for event in events if event.get("kind") == "status"]  # fmt: skip
     with connection.pipeline(transaction=True) as pipe:
         first_due = schedule.schedule_first(pipe, to_retry, now)
         ledger.record(pipe, "dropped", dropped, now)
         stats.record(pipe, enriched, now)
+        funnels.record_failed(pipe, enriched, settings.funnel_retention, now)
+        if settings.track_messages > 0:  # its memory is budgeted with the timelines'
+            late.remember(pipe, alerted, now)
         if claimed.deliveries:
             pipe.hdel(DELIVERIES, *(hashlib.sha1(item).hexdigest() for item in claimed.items))
         pipe.delete(processing)

@@ -17,6 +17,7 @@ from rq.worker import DequeueStrategy
 
 from workers import backlog, drain, logs, queues, settings
 from workers.alerting import groups
+from workers.fates import rates, stuck
 from workers.inbox import intake
 from workers.outage import Outage, outage_of, wait_for_redis
 from workers.resend import schedule
@@ -182,12 +183,14 @@ class Scheduler(RQScheduler):
 
 def recover_stranded(connection: redis.Redis) -> None:
     """Re-issue overdue flushes, deliveries and lost resends; ask for a drain while batches
-    are claimed."""
+    are claimed; check the trackers' failure rates and the messages stuck in sent."""
     try:
         groups.recover(connection)
         schedule.recover(connection)
         if connection.scard(drain.CLAIMS) or connection.llen(intake.INBOX):
             drain.request_drain(connection)
+        rates.check(connection)  # trackers failing too often (docs/alerts.md, "Message fates")
+        stuck.scan(connection)  # messages stuck in sent (with message tracking on)
     except redis.RedisError as error:
         logger.warning("maintenance: recovery skipped, Redis failed: %s", error)
 

@@ -116,6 +116,14 @@ def _flag(text: str) -> bool:
     raise ValueError(f"{text!r} is not on or off: use 1, true, yes, on or 0, false, no, off")
 
 
+def _percent(text: str) -> float:
+    """A percentage: `20`, `20%`, `2.5%`."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%?", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a percentage like 20 or 20%")
+    return float(match.group(1))
+
+
 def _text(text: str) -> str:
     return text
 
@@ -263,6 +271,7 @@ _FORMS: dict[Callable, str] = {
     _language: "ja or en",
     _console_users: "user:password-hash pairs, comma-separated (wastatus console hash-password)",
     _long_secret: "text of at least 32 characters",
+    _percent: "a percentage (20, 20%)",
 }
 
 
@@ -389,6 +398,20 @@ class Settings:
     redis_maxmemory: int = setting(
         "WASTATUS_REDIS_MAXMEMORY", _count, 1024 * 1024 * 1024, 16 * 1024 * 1024, 1 << 40
     )
+
+    # delivery funnels, message timelines, stuck messages (docs/operations.md, "Message fates")
+    funnel_retention: float = setting(
+        "WASTATUS_FUNNEL_RETENTION", _duration, 14 * DAY, 3600, 400 * DAY
+    )
+    funnel_flush: float = setting("WASTATUS_FUNNEL_FLUSH", _duration, 1.0, 0.05, 60)
+    funnel_max_trackers: int = setting("WASTATUS_FUNNEL_MAX_TRACKERS", _count, 1000, 1, 100_000)
+    funnel_alert_rate: float = setting("WASTATUS_FUNNEL_ALERT_RATE", _percent, 20.0, 0, 100)
+    funnel_alert_min: int = setting("WASTATUS_FUNNEL_ALERT_MIN", _count, 100, 1, 10**9)
+    funnel_alert_window: float = setting(
+        "WASTATUS_FUNNEL_ALERT_WINDOW", _duration, 3600.0, 60, 7 * DAY
+    )
+    track_messages: float = setting("WASTATUS_TRACK_MESSAGES", _duration, 0.0, 0, 30 * DAY)
+    stuck_after: float = setting("WASTATUS_STUCK_AFTER", _duration, DAY, 1, 30 * DAY)
 
     @property
     def authentication_configured(self) -> bool:

@@ -11,7 +11,9 @@ from webhook.cli import (
     console,
     dead,
     explain,
+    funnel,
     health,
+    message,
     quarantine,
     rules,
     serve,
@@ -54,3 +56,5 @@ main.add_command(health.health_command)
 main.add_command(silence.silence)
 main.add_command(dead.dead)
 main.add_command(console.console)
+main.add_command(funnel.funnel)
+main.add_command(message.message)

@@ -27,7 +27,7 @@ import rq
 from prometheus_client import Counter
 
 from workers import bounds
-from workers.alerting import alertmanager, health_text, notifications, silences
+from workers.alerting import alertmanager, fate_text, health_text, notifications, silences
 from workers.jobs import (
     Lock,
     current_job_id,
@@ -170,8 +170,8 @@ open_record(n, outbox, nid, now, {'gid', gid, 'group_key', redis.call('HGET', g,
   'status', status, 'count', count, 'events', pending,
   'first_seen', redis.call('HGET', g, 'first_seen'),
   'last_seen', redis.call('HGET', g, 'last_seen'),
-  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta')},
-  7)
+  'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta'),
+  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}, 7)
 redis.call('HSET', g, 'notified_at', ARGV[2], 'notified_count', count,
   'last_flush_job', ARGV[3], 'last_nid', nid)
 local at = math.min(now + meta.repeat_interval, math.max(now, touched + resolve))
@@ -225,6 +225,8 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     """One entry of a notification's `alerts[]`, from an enriched event."""
     if event.get("kind") == "health":
         return _health_item(event)
+    if event.get("kind") in fate_text.KINDS:
+        return fate_text.item(event)  # a failing tracker, messages stuck in sent
     entry = event.get("catalog") or {}
     recipient = event.get("recipient_id")
     item = {
@@ -431,7 +433,8 @@ open_record(n, outbox, ARGV[5], ARGV[2], {'gid', ARGV[1],
   'group_key', redis.call('HGET', g, 'group_key'),
   'status', 'resolved', 'count', count, 'events', pending + 1,
   'first_seen', redis.call('HGET', g, 'first_seen'), 'last_seen', ARGV[2],
-  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta')}, 7)
+  'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta'),
+  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}, 7)
 redis.call('DEL', g, p, s)
 redis.call('ZREM', z, ARGV[1])
 -- an alert kept firing in Alertmanager ends with the group

@@ -141,10 +141,12 @@ def payload(nid: str, state: Mapping[str, str], receiver: str | None,
         "first_seen": iso(state.get("first_seen")),
         "last_seen": iso(state.get("last_seen")),
         "truncated": count > len(items),
+        "later_delivered": int(state.get("later_delivered") or 0),
         "alerts": items,
     }
     first = items[0] if items and isinstance(items[0], dict) else {}
-    alert["kind"] = "health" if first.get("kind") == "health" else "failure"
+    kind = first.get("kind")
+    alert["kind"] = kind if kind in ("health", "funnel", "stuck") else "failure"
     if alert["kind"] == "health":  # what the group is about, from its latest event
         keys = ("field", "event", "entity", "previous", "current")
         alert |= {key: first.get(key) for key in keys}

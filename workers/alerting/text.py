@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from workers.alerting import health_text
+from workers.alerting import fate_text, health_text
 
 LANGUAGES = ("ja", "en")
 
@@ -58,6 +58,8 @@ def title(alert: Mapping, lang: str) -> str:
     first = (alert.get("alerts") or [{}])[0]
     if first.get("kind") == "health":
         return health_text.title(alert, lang)
+    if first.get("kind") in fate_text.KINDS:
+        return fate_text.title(alert, lang)
     status = words.get(alert["status"], alert["status"])
     if alert.get("retry_exhausted"):
         status = f"{status} ({words['exhausted']})"
@@ -67,13 +69,22 @@ def title(alert: Mapping, lang: str) -> str:
 
 
 def body(alert: Mapping, lang: str, examples: int = 3) -> str:
-    """A few short lines: the explanation and the action in `lang`, counts and examples."""
+    """A few short lines: the explanation and the action in `lang`, counts and examples, and
+    the console link when `WASTATUS_PUBLIC_URL` gave one."""
+    first = (alert.get("alerts") or [{}])[0]
+    if first.get("kind") == "health":
+        text = health_text.body(alert, lang)
+    elif first.get("kind") in fate_text.KINDS:
+        text = fate_text.body(alert, lang)
+    else:
+        text = _failure_body(alert, lang, examples)
+    return f"{text}\n{alert['url']}" if alert.get("url") else text
+
+
+def _failure_body(alert: Mapping, lang: str, examples: int) -> str:
     words = _WORDS[lang]
     sample = alert.get("alerts") or []
     first = sample[0] if sample else {}
-    if first.get("kind") == "health":
-        health = health_text.body(alert, lang)
-        return f"{health}\n{alert['url']}" if alert.get("url") else health
     retry = first.get("retry") or {}
     lines = [
         f"{words['count']}: {alert['count']} {words['unit']}",
@@ -92,9 +103,10 @@ def body(alert: Mapping, lang: str, examples: int = 3) -> str:
             lines.append(f"  - {item.get('message_id') or '-'} → {item.get('recipient_id') or '-'}")
         if alert["count"] > len(shown):
             lines.append("  " + words["more"].format(n=alert["count"] - len(shown)))
+    later = fate_text.later_delivered(alert, lang)  # statuses arrive out of order
+    if later:
+        lines.append(later)
     lines.append(f"group: {alert['group_key']}")
-    if alert.get("url"):
-        lines.append(alert["url"])
     return "\n".join(lines)
 
 
@@ -103,6 +115,8 @@ def summary(alert: Mapping, lang: str) -> str:
     kind, since the same words are posted again while the group fires."""
     words = _WORDS[lang]
     first = (alert.get("alerts") or [{}])[0]
+    if first.get("kind") in fate_text.KINDS:
+        return fate_text.title(alert, lang).removeprefix("[wastatus] ")
     what = " ".join(str(part) for part in (first.get("code"), first.get("title")) if part)
     line = words["summary"].format(what=what or alert.get("group_key"), count=alert["count"],
                                    since=alert.get("first_seen"))  # fmt: skip

@@ -1,0 +1,79 @@
+"""The tracker failure-rate rule, from statuses posted to the real endpoint to a real
+receiver through real workers: it fires once over the threshold and resolves under it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import drive
+from tests.fates import body, status
+from workers.alerting import text
+from workers.fates import rates
+from workers.settings import current
+
+
+@pytest.fixture
+def hook(receiver, monkeypatch):
+    monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
+    for name in ("WASTATUS_ALERT_WEBHOOK_SECRET", "WASTATUS_ALERT_URLS", "WASTATUS_RULES",
+                 "WASTATUS_ALERTMANAGER_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
+    monkeypatch.setenv("WASTATUS_FUNNEL_ALERT_MIN", "10")
+    monkeypatch.setenv("WASTATUS_FUNNEL_ALERT_RATE", "20%")
+    return receiver
+
+
+def _funnel_alerts(receiver) -> list[dict]:
+    return [request.json() for request in receiver.requests
+            if request.json()["alerts"][0].get("kind") == "funnel"]  # fmt: skip
+
+
+def _post(post, client, statuses) -> None:
+    assert post.signed(body(*statuses)).status_code == 200
+    assert client.application.extensions["wastatus"].funnel.flush()  # the thread's next flush
+
+
+class TestFailureRate:
+    """A tracker at 27% failed over 11 messages alerts once, and resolves when it falls."""
+
+    def test_fires_once_and_resolves(self, redis, post, client, hook):
+        sent = [status(f"s{i}", "sent", tracker="spring-sale") for i in range(8)]
+        failed = [status(f"f{i}", "failed", tracker="spring-sale", code=131049) for i in range(2)]
+        failed.append(status("f9", "failed", tracker="spring-sale", code=131026))
+        _post(post, client, [*sent, *failed, status("q1", "sent", tracker="quiet")])
+        assert rates.check(redis) == {"fired": ["spring-sale"], "resolved": []}
+        assert rates.check(redis) == {"fired": [], "resolved": []}, "fired only once"
+        drive(redis, lambda: len(_funnel_alerts(hook)) == 1)
+        (alert,) = _funnel_alerts(hook)
+        assert alert["status"] == "firing" and alert["count"] == 1
+        item = alert["alerts"][0]
+        assert item["code"] == 131049 and item["biz_opaque_callback_data"] == "spring-sale"
+        assert item["fate"]["failed"] == 3 and item["fate"]["messages"] == 11
+        assert text.title(alert, "en") == (
+            "[wastatus] Campaign spring-sale: 27% failed, mostly 131049"
+        )
+        assert "27% が失敗(主に 131049)" in text.title(alert, "ja")
+        assert "3 of 11 messages failed" in text.body(alert, "en")
+
+        _post(post, client, [status(f"t{i}", "sent", tracker="spring-sale") for i in range(10)])
+        assert rates.check(redis) == {"fired": [], "resolved": ["spring-sale"]}
+        drive(redis, lambda: len(_funnel_alerts(hook)) == 2)
+        resolved = _funnel_alerts(hook)[1]
+        assert resolved["status"] == "resolved"
+        assert (
+            text.title(resolved, "en") == "[wastatus] Recovered: campaign spring-sale at 14% failed"
+        )
+        assert rates.open_problems(redis) == {}
+
+    def test_below_the_minimum_count_nothing_fires(self, redis, post, client, hook):
+        failed = [status(f"f{i}", "failed", tracker="tiny", code=131049) for i in range(9)]
+        _post(post, client, failed)
+        assert current().funnel_alert_min == 10
+        assert rates.check(redis) == {"fired": [], "resolved": []}
+
+    def test_a_rate_of_zero_turns_the_rule_off(self, redis, post, client, hook, monkeypatch):
+        monkeypatch.setenv("WASTATUS_FUNNEL_ALERT_RATE", "0")
+        failed = [status(f"f{i}", "failed", tracker="big", code=131049) for i in range(20)]
+        _post(post, client, failed)
+        assert rates.check(redis) == {"fired": [], "resolved": []}
