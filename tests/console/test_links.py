@@ -27,10 +27,13 @@ class TestLinks:
         alert = notifications.payload("n1", STATE, "webhook", settings)
         assert alert["url"] == PAGE
         assert text.body(alert, "en").splitlines()[-1] == PAGE
-        assert alertmanager.postable(alert, settings)["generatorURL"] == PAGE
+        posted = alertmanager.postable(alert, settings)
+        assert posted["generatorURL"] == PAGE
+        assert posted["annotations"]["console"] == PAGE
 
     def test_no_link_without_the_setting(self):
         settings = read({})
         alert = notifications.payload("n1", STATE, "webhook", settings)
         assert "url" not in alert
-        assert "generatorURL" not in alertmanager.postable(alert, settings)
+        posted = alertmanager.postable(alert, settings)
+        assert "generatorURL" not in posted and "console" not in posted["annotations"]

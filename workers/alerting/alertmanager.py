@@ -179,6 +179,7 @@ def annotations(alert: Mapping, lang: str) -> dict[str, str]:
         "count": str(alert.get("count", "")),
         "last_seen": alert.get("last_seen"),
         "group_key": alert.get("group_key"),
+        "console": alert.get("url"),  # the group's console page (WASTATUS_PUBLIC_URL)
     }
     return {key: label_value(value, ANNOTATION_MAX) for key, value in found.items() if value}
 
