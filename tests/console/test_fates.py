@@ -175,3 +175,25 @@ class TestPages:
         reply = client.get("/console/messages/wamid.s0")
         assert reply.status_code == 409 and "WASTATUS_TRACK_MESSAGES" in reply.get_data(True)
         assert "WASTATUS_TRACK_MESSAGES" in client.get("/console/messages").get_data(True)
+
+
+class TestOddRequests:
+    """Odd wamids, trackers and windows get a 4xx or an empty answer, never a 500."""
+
+    @pytest.mark.parametrize("path", [
+        "/api/v1/messages/%00", "/api/v1/messages/%ff%fe", "/api/v1/messages/" + "w" * 5000,
+        "/api/v1/messages/..%2f..", "/api/v1/funnels/failed?tracker=%00",
+        "/api/v1/funnels/failed?tracker=" + "t" * 5000, "/api/v1/funnels?since=%ff",
+        "/api/v1/funnels?since=-1h", "/api/v1/funnels?by=&since=", "/api/v1/funnels?since=1e309s",
+    ])  # fmt: skip
+    def test_odd_api_paths(self, tracked, path):
+        assert tracked.get(path, headers=BEARER).status_code in (200, 400, 404), path
+
+    def test_odd_page_paths(self, tracked):
+        assert log_in(tracked).status_code == 302
+        for path in ("/console/messages/%3Cscript%3E", "/console/funnels?since=%00",
+                     "/console/funnels/failed.csv?tracker=%22%0D%0Ax",
+                     "/console/messages?wamid=%20"):  # fmt: skip
+            reply = tracked.get(path)
+            assert reply.status_code in (200, 400, 404), path
+            assert b"<script>" not in reply.data
