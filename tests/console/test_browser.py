@@ -139,13 +139,26 @@ def wait_for(condition, what: str, timeout: float = 30.0):
 
 def follow(driver, element) -> None:
     """Click `element` and wait until the page it leads to has replaced this one."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
+
+    def replaced(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            # chromium may say so in its own words while the old document goes away
+            if "does not belong to the document" in (error.msg or ""):
+                return True
+            raise
+        return False
+
     element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 20).until(replaced)
 
 
 def screenshot(driver, tmp_path: Path, name: str) -> None:
