@@ -211,6 +211,34 @@ def catalog_search():
     return jsonify(entries=data.catalog_search(request.args.get("q", "")))
 
 
+@bp.get("/funnels")
+def funnel():
+    try:
+        found = data.funnel(
+            _redis(),
+            _settings(),
+            request.args.get("by", "tracker"),
+            request.args.get("since", "24h"),
+        )
+    except ValueError as error:
+        return error_response("funnel-invalid", str(error))
+    return jsonify(found)
+
+
+@bp.get("/funnels/failed")
+def funnel_failed():
+    tracker = request.args.get("tracker", "")
+    return jsonify(tracker=tracker, failed=data.failed_recipients(_redis(), _settings(), tracker))
+
+
+@bp.get("/messages/<wamid>")
+def message(wamid: str):
+    if _settings().track_messages <= 0:
+        return error_response("tracking-off")
+    found = data.message(_redis(), _settings(), wamid)
+    return jsonify(found) if found else error_response("message-unknown")
+
+
 @bp.errorhandler(redis.RedisError)
 def redis_down(error: redis.RedisError):
     return error_response("redis-unavailable")

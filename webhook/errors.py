@@ -51,6 +51,16 @@ ERRORS: dict[str, tuple[int, str]] = {
     "silence-unknown": (404, "No stored silence has this id."),
     "dead-letter-unknown": (404, "No dead letter has this id (it may have been replayed)."),
     "quarantine-unknown": (404, "No quarantined webhook has this id (it may have been replayed)."),
+    "funnel-invalid": (
+        400,
+        "by must be tracker, phone or category, and since a duration (30m, 24h, 7d) "
+        "of at most WASTATUS_FUNNEL_RETENTION.",
+    ),
+    "tracking-off": (
+        409,
+        "Message tracking is off: set WASTATUS_TRACK_MESSAGES (72h, say) on the web server.",
+    ),
+    "message-unknown": (404, "No status of this message id is kept (or it is older than kept)."),
     "count-changed": (
         409,
         'Replaying everything needs {"count": N} equal to how many there are now; '

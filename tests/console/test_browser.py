@@ -59,6 +59,7 @@ def service(redis, redis_url, tmp_path):
         WASTATUS_GROUP_WAIT="0",
         WASTATUS_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/alerts",
         WASTATUS_ALERT_ATTEMPTS="1",
+        WASTATUS_TRACK_MESSAGES="72h",
         WEB_CONCURRENCY="1",
     )
     log = tmp_path / "up.log"
@@ -97,6 +98,22 @@ def post_failures(base: str, code: int, count: int = 1) -> None:
     statuses = [{"id": f"wamid.{uuid.uuid4().hex}", "recipient_id": f"8180000{i:05d}",
                  "status": "failed", "timestamp": str(int(time.time())),
                  "errors": [{"code": code, "title": "failed"}]} for i in range(count)]  # fmt: skip
+    post_statuses(base, statuses)
+
+
+def campaign_status(wamid: str, name: str, code: int | None = None) -> dict:
+    """A status of a message of campaign (tracker) spring-sale, with its pricing."""
+    found = {"id": wamid, "recipient_id": "818000099999", "status": name,
+             "timestamp": str(int(time.time())), "biz_opaque_callback_data": "spring-sale",
+             "pricing": {"category": "marketing", "type": "regular", "billable": True},
+             "conversation": {"id": "c1", "origin": {"type": "marketing"}}}  # fmt: skip
+    if code is not None:
+        found["errors"] = [{"code": code, "title": "failed"}]
+    return found
+
+
+def post_statuses(base: str, statuses: list[dict]) -> None:
+    """Cloud API statuses, signed as Meta signs them."""
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
         "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
             "phone_number_id": PHONE_NUMBER_ID, "display_phone_number": "15550001111"},
@@ -122,13 +139,26 @@ def wait_for(condition, what: str, timeout: float = 30.0):
 
 def follow(driver, element) -> None:
     """Click `element` and wait until the page it leads to has replaced this one."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
+
+    def replaced(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            # chromium may say so in its own words while the old document goes away
+            if "does not belong to the document" in (error.msg or ""):
+                return True
+            raise
+        return False
+
     element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 20).until(replaced)
 
 
 def screenshot(driver, tmp_path: Path, name: str) -> None:
@@ -146,6 +176,10 @@ class TestInBrowser:
         base, password = service
         post_failures(base, 131049, 3)
         post_failures(base, 131026, 2)
+        post_statuses(base, [campaign_status(f"wamid.sale{i}", "sent") for i in range(3)]
+                      + [campaign_status("wamid.sale9", "failed", 131047)])  # fmt: skip
+        post_statuses(base, [campaign_status("wamid.sale0", "delivered")])
+        post_statuses(base, [campaign_status("wamid.sale0", "read")])
         wait_for(lambda: redis.zcard("wastatus:dead:index") >= 2, "both groups dead-lettered")
 
         chrome.get(f"{base}/console/")
@@ -193,11 +227,39 @@ class TestInBrowser:
         # the replay is a new notification (it may die again at the closed port: a new id)
         assert redis.zscore("wastatus:dead:index", replayed) is None
 
+        def campaign_counted() -> bool:
+            chrome.get(f"{base}/console/funnels")
+            return any("spring-sale" in row.text for row in chrome.find_elements(
+                By.CLASS_NAME, "funnel-row"))  # fmt: skip
+
+        wait_for(campaign_counted, "the web process flushed its funnel counts")
+        assert "ファネル" in chrome.find_element(By.TAG_NAME, "h1").text
+        sale = next(row for row in chrome.find_elements(By.CLASS_NAME, "funnel-row")
+                    if "spring-sale" in row.text)  # fmt: skip
+        assert "25%" in sale.find_element(By.CLASS_NAME, "rate").text
+        assert "131047" in sale.find_element(By.CLASS_NAME, "codes").text
+        csv_link = sale.find_element(By.CLASS_NAME, "failed-csv").get_attribute("href")
+        screenshot(chrome, tmp_path, "funnels-ja")
+        cookies = {c["name"]: c["value"] for c in chrome.get_cookies()}
+        wait_for(lambda: "wamid.sale9" in requests.get(csv_link, cookies=cookies, timeout=10).text,
+                 "the drain job listed the campaign's failed recipient")  # fmt: skip
+        exported = requests.get(csv_link, cookies=cookies, timeout=10).text
+        assert "818000099999" not in exported and "9999" in exported  # masked
+
         chrome.get(f"{base}/console/catalog?q=131049")
         follow(chrome, chrome.find_element(By.ID, "lang-switch"))
         assert "Catalog" in chrome.find_element(By.TAG_NAME, "h1").text
         assert "wait at least 24 hours" in chrome.page_source
         screenshot(chrome, tmp_path, "catalog-en")
+        chrome.get(f"{base}/console/messages")
+        chrome.find_element(By.ID, "wamid").send_keys("wamid.sale0")
+        follow(chrome, chrome.find_element(By.ID, "message-lookup"))
+        assert chrome.current_url.endswith("/console/messages/wamid.sale0")
+        assert chrome.find_element(By.ID, "message-state").text == "read"
+        rows = chrome.find_elements(By.CLASS_NAME, "timeline-status")
+        assert [row.text.split()[0] for row in rows] == ["sent", "delivered", "read"]
+        assert "marketing/" in chrome.find_element(By.ID, "message-pricing").text
+        screenshot(chrome, tmp_path, "message-en")
         chrome.get(f"{base}/console/")
         assert "Overview" in chrome.find_element(By.TAG_NAME, "h1").text
         screenshot(chrome, tmp_path, "overview-en")

@@ -3,7 +3,6 @@ pricing category; `wastatus funnel failed TRACKER`: that tracker's failed recipi
 
 from __future__ import annotations
 
-import csv
 import sys
 
 import click
@@ -13,12 +12,10 @@ from rich.table import Table
 
 from webhook.cli.common import print_json, redis_or_exit, when
 from workers import settings
-from workers.logs import mask_phone
-from workers.outcomes import funnels
+from workers.outcomes import exports, funnels
 
 COLUMNS = ("sent", "delivered", "read", "played", "deleted", "failed")
 SHORT = {"delivered": "deliv", "played": "play", "deleted": "del", "failed": "fail"}
-CSV_FIELDS = ("received_at", "message_id", "recipient_id", "phone_number_id", "code", "title")
 
 
 def _since(_ctx, _param, value: str) -> float:
@@ -26,10 +23,6 @@ def _since(_ctx, _param, value: str) -> float:
         return settings.parse_duration(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-
-
-def _codes(codes: dict, shown: int = 2) -> str:
-    return ", ".join(f"{code}×{count}" for code, count in list(codes.items())[:shown])
 
 
 @click.group(invoke_without_command=True)
@@ -68,7 +61,7 @@ def funnel(ctx: click.Context, by: str, since: float, as_json: bool) -> None:
         column.justify = "right"
     for row in rows:
         table.add_row(row[by], *(str(row[name]) for name in COLUMNS),
-                      f"{row['failure_rate']:.0%}", _codes(row["codes"]))  # fmt: skip
+                      f"{row['failure_rate']:.0%}", exports.top_codes(row["codes"]))  # fmt: skip
     Console(width=80 if not sys.stdout.isatty() else None).print(table)
 
 
@@ -76,14 +69,5 @@ def funnel(ctx: click.Context, by: str, since: float, as_json: bool) -> None:
 @click.argument("tracker")
 def failed(tracker: str) -> None:
     """The latest failed recipients of TRACKER as CSV (numbers masked unless WASTATUS_LOG_PII)."""
-    show_pii = settings.current().log_pii
     entries = funnels.failed_recipients(redis_or_exit(), tracker)
-    writer = csv.DictWriter(sys.stdout, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for entry in entries:
-        recipient = entry.get("recipient_id")
-        if recipient and not show_pii:
-            recipient = mask_phone(recipient)
-        writer.writerow(
-            entry | {"recipient_id": recipient, "received_at": when(entry.get("received_at"))}
-        )
+    sys.stdout.write(exports.failed_csv(entries, settings.current().log_pii, when))

@@ -19,8 +19,8 @@ from workers.alerting import groups, notifications, silences
 from workers.health import tracker
 from workers.jobs import decode_hash
 from workers.logs import mask_phone
-from workers.outcomes import deadletters, stats
-from workers.settings import Settings
+from workers.outcomes import deadletters, exports, funnels, stats, timelines
+from workers.settings import Settings, format_duration, parse_duration
 
 PAGE_SIZE = 10
 CHART_HOURS = 12
@@ -209,3 +209,33 @@ def catalog_search(text: str, limit: int = 50) -> list[dict]:
         if len(found) >= limit:
             break
     return found
+
+
+SINCE_CHOICES = ("1h", "3h", "24h", "7d")
+
+
+def funnel(connection: redis.Redis, settings: Settings, by: str, since: str) -> dict:
+    """The funnel by `by` over the last `since` (a duration), each row with its top codes;
+    ValueError when either cannot be read or `since` reaches past the funnels' retention."""
+    if by not in funnels.DIMENSIONS:
+        raise ValueError(f"by must be one of {', '.join(funnels.DIMENSIONS)}")
+    seconds = parse_duration(since)
+    if not 0 < seconds <= settings.funnel_retention:
+        raise ValueError(
+            f"since must be more than 0 and at most {format_duration(settings.funnel_retention)}"
+        )
+    rows = funnels.funnel(connection, by, seconds)
+    for row in rows:
+        row["top_codes"] = exports.top_codes(row["codes"], shown=3)
+    return {"by": by, "since": seconds, "rows": rows}
+
+
+def failed_recipients(connection: redis.Redis, settings: Settings, tracker: str) -> list[dict]:
+    """A tracker's latest failed recipients, masked unless WASTATUS_LOG_PII."""
+    entries = funnels.failed_recipients(connection, tracker)
+    return exports.failed_rows(entries, settings.log_pii, lambda stamp: stamp)
+
+
+def message(connection: redis.Redis, settings: Settings, wamid: str) -> dict | None:
+    """The timeline of one message (tracking must be on: the caller checks), or None."""
+    return timelines.timeline(connection, wamid, settings.track_messages)

@@ -1,4 +1,5 @@
-"""The console's pages: overview, a group, silences, dead letters, quarantine, the catalog.
+"""The console's pages: overview, a group, silences, dead letters, quarantine, the catalog,
+the funnels and a message's timeline.
 
 Server-rendered from `webhook.console.data`, as the API serves it; forms post back here (with
 their CSRF token) and every change goes through the same functions as the API's.
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 import redis
 from flask import (
     Blueprint,
+    Response,
     current_app,
     redirect,
     render_template,
@@ -24,7 +26,7 @@ from webhook import quarantine
 from webhook.console import auth, chart, data, text
 from webhook.errors import error_response
 from workers.alerting import notifications, silences
-from workers.outcomes import deadletters
+from workers.outcomes import deadletters, exports, funnels
 from workers.replay import replay as replay_dead_letter
 from workers.settings import Settings, parse_duration
 
@@ -323,3 +325,58 @@ def quarantine_replay_all():
 def catalog_search():
     query = request.args.get("q", "")
     return render_template("catalog.html", query=query, entries=data.catalog_search(query))
+
+
+@bp.get("/funnels")
+def funnel():
+    by, since = request.args.get("by", "tracker"), request.args.get("since", "24h")
+    try:
+        found = data.funnel(_redis(), _settings(), by, since)
+    except ValueError as error:
+        return render_template("problem.html", problem=str(error)), 400
+    return render_template(
+        "funnels.html",
+        funnel=found,
+        by=by,
+        since=since,
+        dimensions=funnels.DIMENSIONS,
+        since_choices=data.SINCE_CHOICES,
+        columns=("sent", "delivered", "read", "failed"),
+        alert_rate=_settings().funnel_alert_rate,
+    )
+
+
+@bp.get("/funnels/failed.csv")
+def funnel_failed():
+    """A tracker's failed recipients as CSV (masked unless WASTATUS_LOG_PII)."""
+    tracker = request.args.get("tracker", "")
+    entries = funnels.failed_recipients(_redis(), tracker)
+    auth.audit("console.funnel.exported", tracker=tracker[:128], rows=len(entries))
+    body = exports.failed_csv(entries, _settings().log_pii, iso)
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in tracker)[:64] or "tracker"
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="failed-{name}.csv"'},
+    )
+
+
+@bp.get("/messages")
+def message_lookup():
+    wamid = request.args.get("wamid", "").strip()
+    if wamid:
+        return redirect(url_for("console.message", wamid=wamid))
+    return render_template("message.html", found=None, wamid="", tracking=_tracking())
+
+
+def _tracking() -> bool:
+    return _settings().track_messages > 0
+
+
+@bp.get("/messages/<wamid>")
+def message(wamid: str):
+    if not _tracking():
+        return render_template("message.html", found=None, wamid=wamid, tracking=False), 409
+    found = data.message(_redis(), _settings(), wamid)
+    status = 200 if found else 404
+    return render_template("message.html", found=found, wamid=wamid, tracking=True), status

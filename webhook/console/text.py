@@ -96,6 +96,42 @@ WORDS: dict[str, tuple[str, str]] = {
     "language": ("English", "日本語"),
     "kept": ("保持している最新のイベント", "latest events kept"),
     "entity": ("対象", "Entity"),
+    "funnels": ("ファネル", "Funnels"),
+    "funnel_by": ("集計", "By"),
+    "since": ("期間", "Since"),
+    "show": ("表示", "Show"),
+    "dim_tracker": ("トラッカー", "Tracker"),
+    "dim_phone": ("電話番号 ID", "Phone number id"),
+    "dim_category": ("料金カテゴリ", "Pricing category"),
+    "st_sent": ("送信", "Sent"),
+    "st_delivered": ("配信", "Delivered"),
+    "st_read": ("既読", "Read"),
+    "st_failed": ("失敗", "Failed"),
+    "messages": ("メッセージ数", "Messages"),
+    "failure_rate": ("失敗率", "Failure rate"),
+    "top_codes": ("主なコード", "Top codes"),
+    "failed_csv": ("失敗した宛先 (CSV)", "Failed recipients (CSV)"),
+    "no_funnel": ("この期間のステータスはありません", "No status in this window"),
+    "message_lookup": ("メッセージを検索", "Look up a message"),
+    "wamid_hint": ("メッセージ ID（wamid.…）", "message id (wamid.…)"),
+    "tracking_off": (
+        "メッセージの追跡がオフです。Web サーバーに WASTATUS_TRACK_MESSAGES（例：72h）を"
+        "設定すると、"
+        "メッセージごとのステータスが保存されます。",
+        "Message tracking is off. Set WASTATUS_TRACK_MESSAGES (72h, say) on the web server to "
+        "keep every status of every message.",
+    ),
+    "message_unknown": (
+        "このメッセージのステータスは保存されていません",
+        "No status of this message is kept",
+    ),
+    "timeline": ("タイムライン", "Timeline"),
+    "meta_time": ("Meta の時刻", "Meta's time"),
+    "arrived": ("到着", "Arrived"),
+    "pricing": ("料金", "Pricing"),
+    "tracker": ("トラッカー", "Tracker"),
+    "phone_number_id": ("電話番号 ID", "Phone number id"),
+    "resolved_state": ("確定した状態", "Resolved state"),
 }
 
 LANGS = ("ja", "en")
