@@ -40,8 +40,13 @@ def modules() -> dict[str, Path]:
 
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """The modules `name` imports anywhere in its file (inside functions too), resolved to
-    product modules where they are ones, else to the top-level name (`flask`, `redis` …)."""
+    product modules where they are ones, else to the top-level name (`flask`, `redis` …).
+
+    Importing `a.b.c` runs the packages `a` and `a.b` first, so those count too, except the
+    packages `name` itself sits in (they are running already): `webhook.console.data` importing
+    `webhook.cli.status` imports `webhook.cli`, which imports every command module."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    own = {".".join(name.split(".")[:depth]) for depth in range(1, name.count(".") + 2)}
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -59,6 +64,12 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             while target not in known and "." in target:
                 target = target.rpartition(".")[0]
             found.add(target)
+            parts = target.split(".")
+            found |= {
+                ancestor
+                for depth in range(1, len(parts))
+                if (ancestor := ".".join(parts[:depth])) in known and ancestor not in own
+            }
     return found - {name}
 
 

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 import redis
 
 import catalog
-from webhook import quarantine
-from webhook.cli import status
+from webhook import quarantine, report
 from workers.alerting import groups, notifications, silences
 from workers.health import tracker
 from workers.jobs import decode_hash
@@ -28,9 +27,9 @@ CHART_HOURS = 12
 
 def overview(connection: redis.Redis, settings: Settings) -> dict:
     """`wastatus status`'s report, plus the failures by hour and category for the chart."""
-    report = status.collect(connection, 3600, settings)
-    report["chart"] = chart(connection)
-    return report
+    found = report.collect(connection, 3600, settings)
+    found["chart"] = chart(connection)
+    return found
 
 
 def chart(connection: redis.Redis, hours: int = CHART_HOURS, now: float | None = None) -> dict:
