@@ -5,6 +5,19 @@ from __future__ import annotations
 PHONE = "200000000000002"
 
 
+def alerts_to(receiver, monkeypatch, **settings: str):
+    """Alerts go to `receiver`'s `/alerts` only, sent without a group wait; `settings` are
+    more WASTATUS_ variables (`TRACK_MESSAGES="72h"` sets WASTATUS_TRACK_MESSAGES)."""
+    monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
+    for name in ("WASTATUS_ALERT_WEBHOOK_SECRET", "WASTATUS_ALERT_URLS", "WASTATUS_RULES",
+                 "WASTATUS_ALERTMANAGER_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
+    for name, value in settings.items():
+        monkeypatch.setenv("WASTATUS_" + name, value)
+    return receiver
+
+
 def status(
     wamid: str,
     name: str,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Poster, app_env, drive
-from tests.fates import body, status
+from tests.fates import alerts_to, body, status
 from webhook import create_app
 from workers.alerting import groups, text
 from workers.fates import late
@@ -14,14 +14,8 @@ from workers.fates import late
 
 @pytest.fixture
 def hook(receiver, monkeypatch):
-    monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
-    for name in ("WASTATUS_ALERT_WEBHOOK_SECRET", "WASTATUS_ALERT_URLS", "WASTATUS_RULES",
-                 "WASTATUS_ALERTMANAGER_URL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
-    monkeypatch.setenv("WASTATUS_GROUP_INTERVAL", "1s")
-    monkeypatch.setenv("WASTATUS_TRACK_MESSAGES", "72h")  # the drain job remembers the groups
-    return receiver
+    # with tracking on, the drain job remembers each alerted failure's group
+    return alerts_to(receiver, monkeypatch, GROUP_INTERVAL="1s", TRACK_MESSAGES="72h")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import drive
-from tests.fates import body, status
+from tests.fates import alerts_to, body, status
 from workers.alerting import text
 from workers.fates import rates
 from workers.settings import current
@@ -14,14 +14,7 @@ from workers.settings import current
 
 @pytest.fixture
 def hook(receiver, monkeypatch):
-    monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
-    for name in ("WASTATUS_ALERT_WEBHOOK_SECRET", "WASTATUS_ALERT_URLS", "WASTATUS_RULES",
-                 "WASTATUS_ALERTMANAGER_URL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
-    monkeypatch.setenv("WASTATUS_FUNNEL_ALERT_MIN", "10")
-    monkeypatch.setenv("WASTATUS_FUNNEL_ALERT_RATE", "20%")
-    return receiver
+    return alerts_to(receiver, monkeypatch, FUNNEL_ALERT_MIN="10", FUNNEL_ALERT_RATE="20%")
 
 
 def _funnel_alerts(receiver) -> list[dict]:

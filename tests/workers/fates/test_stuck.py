@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import APP_SECRET, app_env, drive, drive_for
-from tests.fates import PHONE, body, status
+from tests.fates import PHONE, alerts_to, body, status
 from webhook import create_app
 from webhook.signature import sign
 from workers.alerting import text
@@ -19,14 +19,7 @@ from workers.outcomes import timelines
 
 @pytest.fixture
 def hook(receiver, monkeypatch):
-    monkeypatch.setenv("WASTATUS_ALERT_WEBHOOK_URL", receiver.url + "/alerts")
-    for name in ("WASTATUS_ALERT_WEBHOOK_SECRET", "WASTATUS_ALERT_URLS", "WASTATUS_RULES",
-                 "WASTATUS_ALERTMANAGER_URL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
-    monkeypatch.setenv("WASTATUS_TRACK_MESSAGES", "72h")
-    monkeypatch.setenv("WASTATUS_STUCK_AFTER", "2s")
-    return receiver
+    return alerts_to(receiver, monkeypatch, TRACK_MESSAGES="72h", STUCK_AFTER="2s")
 
 
 @pytest.fixture
