@@ -68,22 +68,31 @@ def _duration(seconds: int, lang: str) -> str:
     return f"{seconds}{units[-1][0]}"
 
 
-def render_card(entry: Entry, lang: str) -> Panel:
-    """A rich panel with everything a person needs about one code."""
+def _card_grid(entry: Entry | HealthEntry, lang: str, notes: list[str]) -> Table:
+    """The rows every card starts with: notes in italics, what happened, what to do, the
+    category and the severity."""
     labels = LABELS[lang]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     # Japanese has no spaces to wrap at: fold long lines instead of cutting them short.
     grid.add_column(overflow="fold")
-    if not entry.known:
-        grid.add_row("", f"[italic]{labels['guess']}[/italic]")
-    if entry.deprecated:
-        grid.add_row("", f"[italic]{labels['deprecated']}[/italic]")
+    for note in notes:
+        grid.add_row("", f"[italic]{note}[/italic]")
     grid.add_row(labels["explanation"], escape(entry.explanation.get(lang)))
     grid.add_row(labels["action"], escape(entry.action.get(lang)))
     grid.add_row(labels["category"], entry.category)
     style = SEVERITY_STYLES[entry.severity]
     grid.add_row(labels["severity"], f"[{style}]{entry.severity}[/{style}]")
+    return grid
+
+
+def render_card(entry: Entry, lang: str) -> Panel:
+    """A rich panel with everything a person needs about one code."""
+    labels = LABELS[lang]
+    notes = [labels["guess"]] if not entry.known else []
+    if entry.deprecated:
+        notes.append(labels["deprecated"])
+    grid = _card_grid(entry, lang, notes)
     grid.add_row(labels["retry"], f"{retry_label(entry.retry, lang)} ({escape(entry.retry.why)})")
     if entry.equivalent:
         other = "on_premises" if entry.api == "cloud" else "cloud"
@@ -99,16 +108,7 @@ def render_card(entry: Entry, lang: str) -> Panel:
 def render_health_card(entry: HealthEntry, lang: str) -> Panel:
     """A rich panel for one health event (field/EVENT)."""
     labels = LABELS[lang]
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    if not entry.known:
-        grid.add_row("", f"[italic]{labels['unknown_event']}[/italic]")
-    grid.add_row(labels["explanation"], escape(entry.explanation.get(lang)))
-    grid.add_row(labels["action"], escape(entry.action.get(lang)))
-    grid.add_row(labels["category"], entry.category)
-    style = SEVERITY_STYLES[entry.severity]
-    grid.add_row(labels["severity"], f"[{style}]{entry.severity}[/{style}]")
+    grid = _card_grid(entry, lang, [labels["unknown_event"]] if not entry.known else [])
     grid.add_row(labels["effect"], f"{entry.effect} ({entry.entity})")
     if entry.doubt:
         grid.add_row(labels["doubt"], escape(entry.doubt))
