@@ -56,7 +56,7 @@ def group_list():
 
 @bp.get("/groups/<gid>")
 def group_one(gid: str):
-    found = data.group(_redis(), gid, _settings(), _page())
+    found = data.group(_redis(), gid, _settings(), **data.events_page(request.args))
     return jsonify(found) if found else error_response("group-unknown")
 
 

@@ -359,6 +359,8 @@ class Settings:
         "WASTATUS_REPEAT_INTERVAL", _duration, 4 * 3600.0, 60, 30 * DAY
     )
     group_resolve: float = setting("WASTATUS_GROUP_RESOLVE", _duration, DAY, 0.1, 30 * DAY)
+    # at least a notification's sample (20); about 60 bytes each while the group is open
+    group_events: int = setting("WASTATUS_GROUP_EVENTS", _count, 1000, 20, 100_000)
     alert_attempts: int = setting("WASTATUS_ALERT_ATTEMPTS", _count, 5, 1, 1000)
     alert_retry_base: float = setting("WASTATUS_ALERT_RETRY_BASE", _duration, 5.0, 0.001, DAY)
     alert_retry_max: float = setting("WASTATUS_ALERT_RETRY_MAX", _duration, 600.0, 0.001, 7 * DAY)

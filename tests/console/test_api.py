@@ -18,13 +18,16 @@ class TestGroups:
         fail(anonymous, redis, n=15)
         [group] = anonymous.get("/api/v1/groups", headers=BEARER).json["groups"]
         assert group["count"] == 15
-        first = anonymous.get(f"/api/v1/groups/{group['id']}", headers=BEARER).json
-        second = anonymous.get(f"/api/v1/groups/{group['id']}?page=2", headers=BEARER).json
+        first = anonymous.get(f"/api/v1/groups/{group['id']}?size=10", headers=BEARER).json
+        second = anonymous.get(f"/api/v1/groups/{group['id']}?page=2&size=10", headers=BEARER).json
         assert (first["pages"], len(first["events"]), len(second["events"])) == (2, 10, 5)
         assert first["catalog"]["code"] == 131049
         assert first["silence_matchers"] == {"code": 131049}
-        ids = [event["event_id"] for event in first["events"] + second["events"]]
+        ids = [event["message_id"] for event in first["events"] + second["events"]]
         assert len(set(ids)) == 15
+        assert [event["seq"] for event in first["events"] + second["events"]] == list(
+            range(15, 0, -1)
+        )
 
     def test_unknown_group(self, anonymous):
         reply = anonymous.get("/api/v1/groups/nope", headers=BEARER)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench._receiver import Reply
 from tests.conftest import APP_SECRET
 from tests.processes import clean_env, spawn, terminate, wait_for_http
 from webhook.cli.redis_server import free_port
@@ -46,10 +47,12 @@ def require_browser() -> None:
 
 
 @pytest.fixture
-def service(redis, redis_url, tmp_path):
+def service(redis, redis_url, tmp_path, receiver):
     """`wastatus up` (web server and worker) on this Redis, console credentials of its own
-    making, alerts to a closed port (so a notification becomes a dead letter after one try);
-    yields its address and the admin password it generated."""
+    making, alerts to a loopback receiver failing them (so a notification becomes a dead letter
+    after one try) until the test says otherwise; yields its address and the admin password it
+    generated."""
+    receiver.default = Reply(503)
     port = free_port()
     env = clean_env(
         tmp_path,
@@ -57,7 +60,8 @@ def service(redis, redis_url, tmp_path):
         WASTATUS_APP_SECRET=APP_SECRET,
         WASTATUS_PUBLIC_URL=f"http://127.0.0.1:{port}",
         WASTATUS_GROUP_WAIT="0",
-        WASTATUS_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/alerts",
+        WASTATUS_ALERT_WEBHOOK_URL=f"{receiver.url}/alerts",
+        WASTATUS_GROUP_INTERVAL="1s",
         WASTATUS_ALERT_ATTEMPTS="1",
         WASTATUS_TRACK_MESSAGES="72h",
         WEB_CONCURRENCY="1",
@@ -170,17 +174,20 @@ def screenshot(driver, tmp_path: Path, name: str) -> None:
 class TestInBrowser:
     """An operator in chromium: log in, open a group, silence it, replay, switch to English."""
 
-    def test_operator_walkthrough(self, service, chrome, redis, tmp_path):
+    def test_operator_walkthrough(self, service, chrome, redis, receiver, tmp_path):
         from selenium.webdriver.common.by import By
 
         base, password = service
-        post_failures(base, 131049, 3)
+        post_failures(base, 131049, 30)
         post_failures(base, 131026, 2)
         post_statuses(base, [campaign_status(f"wamid.sale{i}", "sent") for i in range(3)]
                       + [campaign_status("wamid.sale9", "failed", 131047)])  # fmt: skip
         post_statuses(base, [campaign_status("wamid.sale0", "delivered")])
         post_statuses(base, [campaign_status("wamid.sale0", "read")])
         wait_for(lambda: redis.zcard("wastatus:dead:index") >= 2, "both groups dead-lettered")
+        receiver.default = Reply(200)  # the receiver recovers: the next notification goes
+        post_failures(base, 131049, 1)
+        wait_for(lambda: any(r.status == 200 for r in receiver.requests), "an update delivered")
 
         chrome.get(f"{base}/console/")
         assert "/console/login" in chrome.current_url
@@ -195,15 +202,29 @@ class TestInBrowser:
         link = next(a for a in chrome.find_elements(By.CLASS_NAME, "group-link")
                     if "131049" in a.text)  # fmt: skip
         follow(chrome, link)
-        assert chrome.find_element(By.ID, "group-count").text == "3"
+        group_page = chrome.current_url
+        assert chrome.find_element(By.ID, "group-count").text == "31"
         recipients = [td.text for td in chrome.find_elements(By.CLASS_NAME, "recipient")]
-        assert len(recipients) == 3 and all(r.startswith("*") for r in recipients)
-        assert "dead" in chrome.find_element(By.ID, "delivery").text
-        assert chrome.find_element(By.ID, "preview-count").text.startswith("3 ")
+        assert len(recipients) == 25 and all(r.startswith("*") for r in recipients)
+        # the update went to the recovered receiver, the first notification died at it
+        sent = chrome.find_elements(By.CSS_SELECTOR, "#notifications tr.notification")
+        assert [row.find_element(By.CLASS_NAME, "kind").text for row in sent] == [
+            "update", "firing"]  # fmt: skip
+        states = [row.find_element(By.CLASS_NAME, "notification-state").text for row in sent]
+        assert states == ["delivered", "dead"]
+        assert "webhook: delivered" in sent[0].text and "webhook: failed" in sent[1].text
+        assert "503" in sent[1].text
+        assert "delivered" in chrome.find_element(By.ID, "delivery").text
+        assert chrome.find_element(By.ID, "preview-count").text.startswith("31 ")
         screenshot(chrome, tmp_path, "group-ja")
+        follow(chrome, chrome.find_element(By.ID, "events-older"))
+        seqs = [td.text for td in chrome.find_elements(By.CLASS_NAME, "seq")]
+        assert seqs == [str(n) for n in range(6, 0, -1)]  # 31 events, 25 a page
+        assert not chrome.find_elements(By.ID, "older-not-kept")
+        chrome.get(group_page)
 
         follow(chrome, chrome.find_element(By.ID, "silence-preview"))
-        assert chrome.find_element(By.ID, "preview-count").text.startswith("3 ")
+        assert chrome.find_element(By.ID, "preview-count").text.startswith("31 ")
         follow(chrome, chrome.find_element(By.ID, "silence-create"))
         assert "/console/silences" in chrome.current_url
 

@@ -14,14 +14,18 @@ import redis
 
 import catalog
 from webhook import quarantine, report
-from workers.alerting import groups, notifications, silences
+from workers.alerting import groups, notifications, receivers, silences
 from workers.health import tracker
 from workers.jobs import decode_hash
 from workers.logs import mask_phone
 from workers.outcomes import deadletters, exports, funnels, stats, timelines
 from workers.settings import Settings, format_duration, parse_duration
 
-PAGE_SIZE = 10
+PAGE_SIZE = 25
+PAGE_SIZE_MAX = 200
+PREVIEW_EVENTS_MAX = 50_000
+"""Kept events a silence preview reads at most over all open groups: past it, a group is
+counted by its latest event (and the preview says it is an estimate)."""
 CHART_HOURS = 12
 
 
@@ -52,35 +56,83 @@ def open_group(connection: redis.Redis, gid: str) -> dict | None:
     return next((found for found in groups.open_groups(connection) if found["id"] == gid), None)
 
 
-def group(connection: redis.Redis, gid: str, settings: Settings, page: int = 1) -> dict | None:
-    """An open group with its latest events (newest first, paged), its route, receivers,
-    catalog entry, the silence that would cover it, and its last notification's delivery."""
+def events_page(args: Mapping) -> dict:
+    """`?page=N` or `?before=SEQ` (the events numbered below SEQ) and `?size=` (at most
+    `PAGE_SIZE_MAX`) of a group's events, from a request's `args` (a MultiDict); what cannot
+    be read is the default."""
+    return {
+        "page": args.get("page", 1, type=int) or 1,
+        "before": args.get("before", type=int),
+        "size": args.get("size", PAGE_SIZE, type=int) or PAGE_SIZE,
+    }
+
+
+def group(
+    connection: redis.Redis,
+    gid: str,
+    settings: Settings,
+    page: int = 1,
+    before: int | None = None,
+    size: int = PAGE_SIZE,
+) -> dict | None:
+    """An open group with a page of its kept events (newest first: page `page`, or the events
+    numbered below `before`), its route, receivers, catalog entry, the silence that would cover
+    it, and each of its notifications with its delivery state, newest first."""
     summary = open_group(connection, gid)
     if summary is None:
         return None
     state = decode_hash(connection.hgetall(groups.group_hash(gid)))
     meta = json.loads(state.get("meta") or "{}")
-    # groups.submit keeps the latest SAMPLE_SIZE alert items, newest first
-    sample = [
-        json.loads(raw) for raw in connection.lrange(groups.group_hash(gid) + ":sample", 0, -1)
-    ]
-    events = [shown(item, settings) for item in sample]
-    page = max(1, page)
-    latest = events[0] if events else {}
-    last = notifications.get(connection, state["last_nid"]) if state.get("last_nid") else None
+    size = min(max(1, size), PAGE_SIZE_MAX)
+    listed = groups.events(connection, gid, size, (max(1, page) - 1) * size, before)
+    events = [shown(item, settings) for item in listed["events"]]
+    kept, total = listed["kept"], listed["total"]
+    more = listed["start"] + len(events) < kept
+    # the catalog's entry from the latest alert item (groups.submit keeps the latest first)
+    latest = connection.lindex(groups.group_hash(gid) + ":sample", 0)
+    sent = group_notifications(connection, gid, settings)
     return {
         **summary,
         "labels": meta.get("labels") or {},
         "receivers": meta.get("receivers") or [],
         "group_by": meta.get("group_by") or [],
-        "events": events[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
-        "events_kept": len(events),
-        "page": page,
-        "pages": max(1, -(-len(events) // PAGE_SIZE)),
-        "catalog": _catalog(latest),
+        "events": events,
+        "events_total": total,
+        "events_kept": kept,
+        "page": listed["start"] // size + 1,
+        "pages": max(1, -(-kept // size)),
+        "page_size": size,
+        "older_before": events[-1]["seq"] if more and events else None,
+        "older_not_kept": not more and total > kept,
+        "catalog": _catalog(json.loads(latest) if latest else {}),
         "silence_matchers": silence_matchers(meta.get("labels") or {}),
-        "notification": delivery(state.get("last_nid"), last),
+        "notifications": sent,
+        "notification": next((one for one in sent if not one["expired"]), None),
     }
+
+
+def group_notifications(connection: redis.Redis, gid: str, settings: Settings) -> list[dict]:
+    """Each notification of an open group, newest first, with where its delivery stands with
+    each receiver of its route; one whose record has expired says so."""
+    found = []
+    for nid, record in notifications.of_group(connection, gid):
+        if record is None:
+            found.append({"id": nid, "expired": True})
+            continue
+        names = json.loads(record.get("chain") or "null")  # as its delivery resolved them
+        if names is None:  # not tried yet: as this process would
+            names = list(json.loads(record.get("meta") or "{}").get("receivers") or ())
+            try:
+                names = [receiver.name for receiver in receivers.chain(names, settings)]
+            except receivers.ReceiverConfigError:
+                names = names or ["(default)"]
+        found.append({
+            **delivery(nid, record),  # type: ignore[dict-item]
+            "expired": False,
+            "replay_of": record.get("replay_of"),
+            "receivers": notifications.receiver_states(record, names),
+        })  # fmt: skip
+    return found
 
 
 def shown(item: Mapping, settings: Settings) -> dict:
@@ -112,12 +164,14 @@ def entry(code: object, api: str | None) -> catalog.Entry:
 
 
 def delivery(nid: str | None, record: Mapping | None) -> dict | None:
-    """A notification's delivery state: pending, delivered (to whom) or dead, and its errors."""
+    """A notification's delivery state: pending, delivered (to whom) or dead, and its errors;
+    `status` is its kind (firing, update, repeat: a reminder, resolved)."""
     if not nid or record is None:
         return None
     return {
         "id": nid,
         "status": record.get("status"),
+        "count": int(record.get("count") or 0),
         "state": record.get("state"),
         "delivered_to": record.get("delivered_to") or None,
         "attempt": int(record.get("attempt") or 0),
@@ -137,27 +191,69 @@ def silence_matchers(labels: Mapping) -> dict:
     }
 
 
-def _as_event(item: Mapping, labels: Mapping) -> dict:
-    """An alert item in the shape matchers read (catalog fields under `catalog`)."""
-    event = {**{k: v for k, v in labels.items() if k not in groups.MASKED_KEYS}, **item}
-    event["catalog"] = {key: item.get(key) for key in ("category", "severity", "retry")}
+def _as_event(item: Mapping, labels: Mapping, latest: Mapping) -> dict:
+    """A kept event (or an alert item) in the shape matchers read: what it lacks (api, waba_id,
+    status, kind) from the group's latest event, its catalog fields from its code."""
+    event = {**{k: v for k, v in labels.items() if k not in groups.MASKED_KEYS}}
+    event |= {key: latest.get(key) for key in ("api", "waba_id", "status", "kind")}
+    event |= {key: value for key, value in item.items() if value is not None}
+    if "category" in item:  # an alert item has its catalog fields
+        event["catalog"] = {key: item.get(key) for key in ("category", "severity", "retry")}
+    elif event.get("code") is not None:
+        found = entry(event["code"], event.get("api"))
+        event["catalog"] = {"category": found.category, "severity": found.severity,
+                            "retry": {"policy": found.retry.policy}}  # fmt: skip
     return event
+
+
+def _constant(group_by: list, matchers: Mapping) -> bool:
+    """True when every event of a group has the same value for every key of `matchers`: the
+    group's own fields, and the catalog's when the code is one of them."""
+    same = set(group_by) | ({"category", "severity", "retry"} if "code" in group_by else set())
+    return set(matchers) <= same
 
 
 def preview(connection: redis.Redis, matchers: Mapping) -> dict:
     """How many events of the open groups `matchers` match, and which groups (raises
-    SilenceError for matchers a silence would refuse)."""
+    SilenceError for matchers a silence would refuse).
+
+    Matchers on what a group's events share count the whole group; others are evaluated
+    against each kept event (WASTATUS_GROUP_EVENTS of a group, `PREVIEW_EVENTS_MAX` in all), and
+    `kept_only` says when such a group had more events than it keeps: only kept ones counted;
+    `estimated` when the reading budget ran out and a group was judged by its latest event."""
     normalized = silences.validate_matchers(matchers)
-    matched, events = [], 0
+    matched, events, budget = [], 0, PREVIEW_EVENTS_MAX
+    kept_only = estimated = False
     for found in groups.open_groups(connection):
-        state = decode_hash(connection.hgetall(groups.group_hash(found["id"])))
-        labels = json.loads(state.get("meta") or "{}").get("labels") or {}
-        latest = connection.lindex(groups.group_hash(found["id"]) + ":sample", 0)
-        item = json.loads(latest) if latest else {}
-        if silences.matches(_as_event(item, labels), normalized):
+        key = groups.group_hash(found["id"])
+        meta = json.loads(connection.hget(key, "meta") or "{}")
+        labels = meta.get("labels") or {}
+        raw = connection.lindex(key + ":sample", 0)
+        latest = json.loads(raw) if raw else {}
+        if _constant(meta.get("group_by") or [], normalized) or budget <= 0:
+            estimated = estimated or not _constant(meta.get("group_by") or [], normalized)
+            if silences.matches(_as_event(latest, labels, latest), normalized):
+                matched.append(found["id"])
+                events += found["count"]
+            continue
+        listed = groups.events(connection, found["id"], budget)
+        budget -= len(listed["events"])
+        hits = sum(
+            silences.matches(_as_event(item, labels, latest), normalized)
+            for item in listed["events"]
+        )
+        # a group that kept fewer events than it had may match among those it did not keep
+        kept_only = kept_only or listed["total"] > listed["kept"]
+        if hits:
             matched.append(found["id"])
-            events += found["count"]
-    return {"matchers": normalized, "groups": matched, "events": events}
+            events += hits
+    return {
+        "matchers": normalized,
+        "groups": matched,
+        "events": events,
+        "kept_only": kept_only,
+        "estimated": estimated,
+    }
 
 
 def dead_letters(connection: redis.Redis) -> list[dict]:

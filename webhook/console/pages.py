@@ -144,7 +144,7 @@ def _matchers_from(form_text: str) -> dict:
 
 @bp.get("/groups/<gid>")
 def group(gid: str):
-    found = data.group(_redis(), gid, _settings(), request.args.get("page", 1, type=int) or 1)
+    found = data.group(_redis(), gid, _settings(), **data.events_page(request.args))
     if found is None:
         return render_template("gone.html"), 404
     preview = (
@@ -156,6 +156,7 @@ def group(gid: str):
         preview=preview,
         durations=DURATIONS,
         matchers=_matchers_text(found["silence_matchers"]),
+        default_size=data.PAGE_SIZE,
     )
 
 

@@ -132,6 +132,24 @@ WORDS: dict[str, tuple[str, str]] = {
     "tracker": ("トラッカー", "Tracker"),
     "phone_number_id": ("電話番号 ID", "Phone number id"),
     "resolved_state": ("確定した状態", "Resolved state"),
+    "notifications": ("通知（新しい順）", "Notifications (newest first)"),
+    "record_expired": ("記録は保持期間を過ぎました", "record expired"),
+    "tries": ("回試行", "tries"),
+    "next_try": ("次の試行", "next try"),
+    "replay_of": ("再送元", "replay of"),
+    "of_total": ("件／全", "of"),
+    "older_not_kept": (
+        "これより古いイベントは保持していません（WASTATUS_GROUP_EVENTS）",
+        "Older events not kept (WASTATUS_GROUP_EVENTS)",
+    ),
+    "kept_only": (
+        "一部のグループは保持しているイベントだけを数えています",
+        "some groups: only their kept events are counted",
+    ),
+    "estimated": (
+        "一部のグループは最新のイベントから推定しています",
+        "some groups estimated from their latest event",
+    ),
 }
 
 LANGS = ("ja", "en")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import redis
 import rq
@@ -44,9 +44,11 @@ from workers.routing import router
 from workers.routing.rules import DEFAULT_GROUP_BY, Route
 from workers.settings import Settings, current
 
-PREFIX = "wastatus:alerts:group:"
+PREFIX = notifications.GROUP_PREFIX
 """`PREFIX + gid`: hash of a group's state; `:pending` (set of event ids not yet in a
-notification) and `:sample` (list of the latest alert items) hang off it."""
+notification), `:sample` (list of the latest alert items), `:events` (the group's events,
+compact, newest first, at most WASTATUS_GROUP_EVENTS) and `:notifications`
+(`notifications.index_key`) hang off it, and go with it when it closes."""
 
 GROUPS = "wastatus:alerts:groups"
 """Sorted set of open group ids, scored by the time their next flush is due."""
@@ -58,6 +60,13 @@ SAMPLE_TEXT_MAX = 256
 """Characters an alert item keeps of each text Meta reported (title, message, details, href):
 the catalog explains the code; the reported words only need to be recognisable. With the
 catalog's text, an item stays under about 4 KB, a group's sample under about 80 KB."""
+
+EVENT_FIELDS = ("message_id", "recipient_id", "code", "timestamp", "phone_number_id", "event",
+                "entity")  # fmt: skip
+"""What the `:events` list keeps of each alert item, as a JSON array in this order without its
+trailing nulls; null too where the group's labels (`group_by`) hold the value, which every
+event of the group shares (80 to 100 bytes a Cloud API failure; `event` and `entity` name a
+health event)."""
 
 RECOVER_GRACE_SECONDS = 60.0
 """A flush or delivery this overdue is taken as lost and issued again."""
@@ -77,15 +86,20 @@ FLUSHES = Counter(
 )
 
 _SUBMIT = """
-local g, p, s, z = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local g, p, s, z, ev = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[2])
 local nsamples = tonumber(ARGV[10])
 local added = 0
-for i = 11 + nsamples, #ARGV do
-  added = added + redis.call('SADD', p, ARGV[i])
+-- (event id, compact entry) pairs: an event is listed once, as it is counted once
+for i = 12 + nsamples, #ARGV, 2 do
+  if redis.call('SADD', p, ARGV[i]) == 1 then
+    added = added + 1
+    redis.call('LPUSH', ev, ARGV[i + 1])
+  end
 end
 if added == 0 then return {0, '', ''} end
-for i = 11, 10 + nsamples do redis.call('LPUSH', s, ARGV[i]) end
+redis.call('LTRIM', ev, 0, tonumber(ARGV[11]) - 1)
+for i = 12, 11 + nsamples do redis.call('LPUSH', s, ARGV[i]) end
 redis.call('LTRIM', s, 0, tonumber(ARGV[9]) - 1)
 redis.call('HINCRBY', g, 'count', added)
 if redis.call('HSETNX', g, 'first_seen', ARGV[3]) == 0 then
@@ -151,7 +165,7 @@ local status = ''
 if pending > 0 then
   if notified < 0 then status = 'firing' else status = 'update' end
 elseif now >= touched + resolve then
-  redis.call('DEL', g, p, s)
+  redis.call('DEL', g, p, s, KEYS[10], KEYS[11])
   redis.call('ZREM', z, gid)
   -- an alert kept firing in Alertmanager ends with the group, even if this job dies now
   if redis.call('HEXISTS', KEYS[8], gid) == 1 then redis.call('HSET', KEYS[9], gid, ARGV[2]) end
@@ -171,7 +185,7 @@ open_record(n, outbox, nid, now, {'gid', gid, 'group_key', redis.call('HGET', g,
   'first_seen', redis.call('HGET', g, 'first_seen'),
   'last_seen', redis.call('HGET', g, 'last_seen'),
   'sample', cjson.encode(redis.call('LRANGE', s, 0, -1)), 'meta', redis.call('HGET', g, 'meta'),
-  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}, 7)
+  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}, 7, g, KEYS[11])
 redis.call('HSET', g, 'notified_at', ARGV[2], 'notified_count', count,
   'last_flush_job', ARGV[3], 'last_nid', nid)
 local at = math.min(now + meta.repeat_interval, math.max(now, touched + resolve))
@@ -184,9 +198,18 @@ def group_hash(gid: str) -> str:
     return PREFIX + gid
 
 
+def events_key(gid: str) -> str:
+    return group_hash(gid) + ":events"
+
+
 def _keys(gid: str) -> list[str]:
     base = group_hash(gid)
     return [base, base + ":pending", base + ":sample", GROUPS]
+
+
+def _more_keys(gid: str) -> list[str]:
+    """The keys a flush or close script takes after its notification's (KEYS[10], KEYS[11])."""
+    return [events_key(gid), notifications.index_key(gid)]
 
 
 MASKED_KEYS = PHONE_FIELDS | {"recipient_prefix"}
@@ -221,6 +244,28 @@ def group_id(label: str) -> str:
     return hashlib.sha1(label.encode()).hexdigest()[:16]
 
 
+def event_entry(event: Mapping, show_pii: bool = False, shared: Collection[str] = ()) -> str:
+    """An enriched event as the `:events` list keeps it (`EVENT_FIELDS` of its alert item but
+    those `shared` by the group; a failure's are read straight from the event: no alert item
+    built per event)."""
+    if event.get("kind") == "health" or event.get("kind") in fate_text.KINDS:
+        item: Mapping = alert_item(event, show_pii)
+    else:
+        item = event
+    values = [
+        _recipient(event, show_pii)
+        if name == "recipient_id" and item is event
+        else item.get(name)
+        if name not in shared
+        else None
+        for name in EVENT_FIELDS
+    ]
+    values = [bounds.value(value, SAMPLE_TEXT_MAX, depth=2) for value in values]
+    while values and values[-1] is None:
+        values.pop()
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
 def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     """One entry of a notification's `alerts[]`, from an enriched event."""
     if event.get("kind") == "health":
@@ -228,7 +273,6 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     if event.get("kind") in fate_text.KINDS:
         return fate_text.item(event)  # a failing tracker, messages stuck in sent
     entry = event.get("catalog") or {}
-    recipient = event.get("recipient_id")
     item = {
         "event_id": event.get("event_id"),
         "api": event.get("api"),
@@ -243,7 +287,7 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
         "reported": bounds.value(entry.get("reported"), SAMPLE_TEXT_MAX, depth=2),
         "status": event.get("status"),
         "message_id": event.get("message_id"),
-        "recipient_id": recipient if show_pii or not recipient else mask_phone(recipient),
+        "recipient_id": _recipient(event, show_pii),
         "phone_number_id": event.get("phone_number_id"),
         "waba_id": event.get("waba_id"),
         "biz_opaque_callback_data": event.get("biz_opaque_callback_data"),
@@ -256,6 +300,11 @@ def alert_item(event: Mapping, show_pii: bool = False) -> dict:
     if event.get("health"):
         item["health"] = event["health"]  # the known state its code points at (workers.health)
     return item
+
+
+def _recipient(event: Mapping, show_pii: bool) -> str | None:
+    recipient = event.get("recipient_id")
+    return recipient if show_pii or not recipient else mask_phone(recipient)
 
 
 def _health_item(event: Mapping) -> dict:
@@ -348,15 +397,19 @@ def stage_submit(
         seen = [_seen(event, now) for event in found]
         samples = [json.dumps(alert_item(event, show_pii), ensure_ascii=False)
                    for event in found[-SAMPLE_SIZE:]]  # fmt: skip
+        # fields every event of the group has alike: kept once, in the labels (`events`)
+        shared = {name for name in route.group_by or DEFAULT_GROUP_BY
+                  if name in ("code", "phone_number_id")}  # fmt: skip
         exhausted = bool(found[0].get("retry_exhausted"))
         meta = _meta(route, exhausted, group_labels(found[0], route, show_pii))
         args = [
             gid, now, min(seen), max(seen), meta,
             route.group_wait, route.group_interval,
-            label, SAMPLE_SIZE, len(samples), *samples,
-            *(event["event_id"] for event in found),
+            label, SAMPLE_SIZE, len(samples), settings.group_events, *samples,
+            *(part for event in found
+              for part in (event["event_id"], event_entry(event, show_pii, shared))),
         ]  # fmt: skip
-        script(keys=_keys(gid), args=args, client=pipe)
+        script(keys=[*_keys(gid), events_key(gid)], args=args, client=pipe)
         order.append(gid)
     end = len(pipe)
 
@@ -396,7 +449,8 @@ def flush_group(gid: str, job_id: str | None = None, connection: redis.Redis | N
         nid = new_id()
         resolve = current().group_resolve
         keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
-                notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED]  # fmt: skip
+                notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED,
+                *_more_keys(gid)]  # fmt: skip
         opening = notifications.opening(nid, now)
         args = [gid, now, job_id or "", nid, resolve, EARLY_TOLERANCE_SECONDS,
                 *(part for pair in opening.items() for part in pair)]  # fmt: skip
@@ -434,8 +488,8 @@ open_record(n, outbox, ARGV[5], ARGV[2], {'gid', ARGV[1],
   'status', 'resolved', 'count', count, 'events', pending + 1,
   'first_seen', redis.call('HGET', g, 'first_seen'), 'last_seen', ARGV[2],
   'sample', cjson.encode(sample), 'meta', redis.call('HGET', g, 'meta'),
-  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}, 7)
-redis.call('DEL', g, p, s)
+  'later_delivered', redis.call('HGET', g, 'later_delivered') or '0'}, 7, g, KEYS[11])
+redis.call('DEL', g, p, s, KEYS[10], KEYS[11])
 redis.call('ZREM', z, ARGV[1])
 -- an alert kept firing in Alertmanager ends with the group
 if redis.call('HEXISTS', KEYS[8], ARGV[1]) == 1 then
@@ -463,7 +517,8 @@ def stage_close(
     item = json.dumps(alert_item(event), ensure_ascii=False)
     opening = notifications.opening(nid, now)
     keys = [*_keys(gid), notifications.record_key(nid), notifications.events_key(nid),
-            notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED]  # fmt: skip
+            notifications.OUTBOX, alertmanager.RECORDS, alertmanager.RESOLVED,
+            *_more_keys(gid)]  # fmt: skip
     args = [gid, f"{now:.3f}", event["event_id"], item, nid, SAMPLE_SIZE,
             *(part for pair in opening.items() for part in pair)]  # fmt: skip
     connection.register_script(_CLOSE)(keys=keys, args=args, client=pipe)
@@ -510,6 +565,42 @@ def recover(connection: redis.Redis, grace: float = RECOVER_GRACE_SECONDS) -> in
         reissued += 1
     reissued += alertmanager.recover(connection)
     return reissued + notifications.recover(connection, now - grace)
+
+
+_EVENTS_PAGE = """
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local start = tonumber(ARGV[1])
+if ARGV[2] ~= '' then start = math.max(0, count - tonumber(ARGV[2]) + 1) end
+local last = start + tonumber(ARGV[3]) - 1
+return {count, redis.call('LLEN', KEYS[2]), start, redis.call('LRANGE', KEYS[2], start, last),
+        redis.call('HGET', KEYS[1], 'meta') or '{}'}
+"""
+
+
+def events(
+    connection: redis.Redis, gid: str, size: int, start: int = 0, before: int | None = None
+) -> dict:
+    """A page of an open group's kept events, newest first: `size` of them from position
+    `start`, or those numbered below `before` (an event's `seq` numbers it in the group: 1 is
+    its first, `total` its latest), read at once with the counts they are numbered by.
+
+    `total` is how many events the group has had, `kept` how many the list still holds
+    (WASTATUS_GROUP_EVENTS); the events beyond are not kept."""
+    args = [max(0, start), "" if before is None else max(0, before), max(1, size)]
+    total, kept, start, raws, meta = connection.register_script(_EVENTS_PAGE)(
+        keys=[group_hash(gid), events_key(gid)], args=args
+    )
+    labels = json.loads(meta).get("labels") or {}
+    found = []
+    for position, raw in enumerate(raws):
+        values = json.loads(raw)
+        entry = dict.fromkeys(EVENT_FIELDS) | dict(zip(EVENT_FIELDS, values, strict=False))
+        for name in ("code", "phone_number_id"):
+            if entry[name] is None and labels.get(name) is not None:
+                entry[name] = labels[name]  # shared by the group, kept in its labels
+        entry["seq"] = int(total) - int(start) - position
+        found.append(entry)
+    return {"total": int(total), "kept": int(kept), "start": int(start), "events": found}
 
 
 def open_group_count(connection: redis.Redis) -> int:

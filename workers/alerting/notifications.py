@@ -40,6 +40,8 @@ from workers.queues import ALERTS, get_queue
 from workers.settings import Settings, current
 
 RECORD_PREFIX = "wastatus:alerts:notification:"
+GROUP_PREFIX = "wastatus:alerts:group:"
+"""`groups.PREFIX`, the group hashes' (this module cannot import `groups`, which imports it)."""
 OUTBOX = "wastatus:alerts:outbox"
 """Sorted set of notification ids not yet delivered nor dead, by when their next try is due."""
 
@@ -49,6 +51,17 @@ KEEP_SECONDS = 7 * 86400
 DELIVER_JOB = "workers.alerting.notifications.deliver"
 RETRY_AFTER_MAX = 86400.0
 VERSION = 1
+
+
+NOTIFICATIONS_KEPT = 50
+"""How many notification ids a group's index keeps, newest first: at the default repeat
+interval (4 h) a week of repeats, more than a group's page needs."""
+
+
+def index_key(gid: str) -> str:
+    """A group's notification ids, newest first (at most `NOTIFICATIONS_KEPT`), written by
+    `RECORD_LUA` and deleted with the group: nothing else knows which notifications a group had."""
+    return GROUP_PREFIX + gid + ":notifications"
 
 
 def record_key(nid: str) -> str:
@@ -63,19 +76,24 @@ def job_id(nid: str, seq: int) -> str:
     return f"wastatus-deliver-{nid}-{seq}"
 
 
-RECORD_LUA = """
+RECORD_LUA = f"""
 -- notifications.RECORD_LUA: write a new notification record `n` from what its group knows
 -- (`fields`, name/value pairs) and the delivery state `notifications.opening` gives, passed as
--- ARGV[from] to the end, and put it in the outbox.
-local function open_record(n, outbox, nid, now, fields, from)
+-- ARGV[from] to the end, put it in the outbox and, while its group `g` is open, first in the
+-- group's index of notifications (`index`, capped).
+local function open_record(n, outbox, nid, now, fields, from, g, index)
   for i = from, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', n, unpack(fields))
   redis.call('ZADD', outbox, now, nid)
+  if redis.call('EXISTS', g) == 1 then
+    redis.call('LPUSH', index, nid)
+    redis.call('LTRIM', index, 0, {NOTIFICATIONS_KEPT - 1})
+  end
 end
 """
-"""The one writer of a new record inside a Lua script: a group's flush and close run it so the
-record appears atomically with the group's events moving into it (`redeliver` writes the same
-fields from Python)."""
+"""The one writer of a new record, inside a Lua script: a group's flush and close run it so the
+record appears atomically with the group's events moving into it, and `redeliver` runs it for a
+replay; so every notification of an open group is in its index."""
 
 
 def opening(nid: str, now: float) -> dict[str, str | int]:
@@ -184,6 +202,9 @@ def deliver(nid: str, job: str | None = None, connection: redis.Redis | None = N
             chain = receivers.chain(meta.get("receivers") or (), settings)
         except receivers.ReceiverConfigError as error:
             return _dead(connection, nid, state, [*errors, str(error)])
+        names = json.dumps([receiver.name for receiver in chain])
+        if state.get("chain") != names:  # what the console shows each receiver's state against
+            connection.hset(record_key(nid), "chain", names)
         index, attempt = int(state.get("receiver_index") or 0), int(state.get("attempt") or 1)
         if index >= len(chain):
             return _dead(connection, nid, state, [*errors, "the route has no receiver left"])
@@ -236,9 +257,11 @@ def _finish(
 ) -> None:
     """Mark `nid` delivered or dead and write its events' ledger outcome, all at once."""
     ids = [raw.decode() for raw in connection.smembers(events_key(nid))]
+    ending = {"state": outcome, "finished_at": f"{time.time():.3f}", "delivered_to": receiver or ""}
+    if dead_item is not None:  # the last error too, which no retry wrote: why it died
+        ending["errors"] = json.dumps(dead_item["errors"], ensure_ascii=False)
     with connection.pipeline() as pipe:
-        pipe.hset(record_key(nid), mapping={"state": outcome, "finished_at": f"{time.time():.3f}",
-                                            "delivered_to": receiver or ""})  # fmt: skip
+        pipe.hset(record_key(nid), mapping=ending)
         pipe.zrem(OUTBOX, nid)
         pipe.expire(record_key(nid), KEEP_SECONDS)
         # The ids are in the ledger (and in the dead letter) now: kept here too they cost
@@ -265,6 +288,14 @@ def _dead(connection: redis.Redis, nid: str, state: Mapping[str, str], errors: l
     return "dead"
 
 
+_REDELIVER = (
+    RECORD_LUA
+    + """
+open_record(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {}, 3, KEYS[3], KEYS[4])
+"""
+)
+
+
 def redeliver(connection: redis.Redis, item: Mapping, also: Removal | None = None) -> str:
     """Send a dead-lettered notification again from the first receiver; returns the new id.
 
@@ -279,14 +310,17 @@ def redeliver(connection: redis.Redis, item: Mapping, also: Removal | None = Non
         alerts = (item.get("alert") or {}).get("alerts") or []
         state["sample"] = json.dumps([json.dumps(entry, ensure_ascii=False) for entry in alerts],
                                      ensure_ascii=False)  # fmt: skip
+    fields = {**state, **start, "replay_of": item.get("notification_id") or "unknown"}
+    gid = str(state.get("gid") or "")
     with connection.pipeline() as pipe:
-        pipe.hset(record_key(nid), mapping={
-            **state, **start, "replay_of": item.get("notification_id") or "unknown",
-        })  # fmt: skip
+        connection.register_script(_REDELIVER)(
+            keys=[record_key(nid), OUTBOX, GROUP_PREFIX + gid, index_key(gid)],
+            args=[nid, f"{now:.3f}", *(part for pair in fields.items() for part in pair)],
+            client=pipe,
+        )
         if item.get("event_ids"):
             pipe.sadd(events_key(nid), *item["event_ids"])
             ledger.reopen(pipe, item["event_ids"])
-        pipe.zadd(OUTBOX, {nid: now})
         if also is not None:
             also(pipe)
         pipe.execute()
@@ -298,6 +332,45 @@ def get(connection: redis.Redis, nid: str) -> dict | None:
     """A notification record as stored (state, receiver index, attempt, errors …), or None."""
     state = decode_hash(connection.hgetall(record_key(nid)))
     return state or None
+
+
+def of_group(connection: redis.Redis, gid: str) -> list[tuple[str, dict | None]]:
+    """An open group's notifications, newest first, from its index: (id, record), the record
+    None once expired (a finished one is kept `KEEP_SECONDS`)."""
+    nids = [raw.decode() for raw in connection.lrange(index_key(gid), 0, -1)]
+    with connection.pipeline(transaction=False) as pipe:
+        for nid in nids:
+            pipe.hgetall(record_key(nid))
+        records = pipe.execute() if nids else []
+    return [(nid, decode_hash(raw) or None) for nid, raw in zip(nids, records, strict=True)]
+
+
+def receiver_states(record: Mapping[str, str], names: list[str]) -> list[dict]:
+    """Where a record's delivery stands with each receiver of its chain (`names`, in order):
+    `failed` (fallen back from, or dead), `delivered`, `trying` (its next try is due at
+    `next_try`) or `not tried`; with the tries made and the last error. Tries of an earlier
+    receiver are counted from the errors kept (the last 20)."""
+    index = int(record.get("receiver_index") or 0)
+    attempt = int(record.get("attempt") or 1)
+    state = record.get("state") or "pending"
+    errors = json.loads(record.get("errors") or "[]")
+    found = []
+    for position, name in enumerate(names):
+        mine = [error for error in errors if error.startswith(f"{name} try ")]
+        if position < index or (position == index and state == "dead"):
+            shown, tries = "failed", max(len(mine), attempt if position == index else 0)
+        elif position == index and state == "delivered":
+            shown, tries = "delivered", attempt
+        elif position == index:
+            shown, tries = "trying", attempt - 1  # `attempt` is the next try's number
+        else:
+            shown, tries = "not tried", 0
+        found.append({
+            "receiver": name, "state": shown, "attempts": tries,
+            "last_error": mine[-1].partition(": ")[2] if mine else None,
+            "next_try": iso(record.get("due")) if shown == "trying" else None,
+        })  # fmt: skip
+    return found
 
 
 def recover(connection: redis.Redis, before: float) -> int:
