@@ -26,7 +26,7 @@ import redis
 from prometheus_client import Counter as PromCounter
 
 from workers.fates import late
-from workers.outcomes import funnels
+from workers.outcomes import funnels, timelines
 from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,19 @@ class Tally:
         """Stop the thread and flush what is left (on exit)."""
         self._stop.set()
         self.flush()
+
+
+def count_once(fates: Counter, recorded: timelines.Recorded) -> None:
+    """With message tracking on, correct a request's `fates` by what its timelines knew:
+    statuses Meta delivered again are not counted twice, and a message that reported both
+    sent and failed is counted once as a message (`sent_failed`)."""
+    for _wamid, _timestamp, *fate in recorded.again:
+        key = tuple(fate)
+        fates[key] -= 1
+        if fates[key] <= 0:
+            del fates[key]
+    for _wamid, _timestamp, _name, _code, *dimensions in recorded.both:
+        fates[("sent_failed", None, *dimensions)] += 1
 
 
 def stop_all() -> None:

@@ -14,7 +14,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from webhook import counters, logs, quarantine
+from webhook import counters, funnel, logs, quarantine
 from webhook.errors import error_response
 from webhook.payload import read_body
 from webhook.signature import authenticate, token_valid
@@ -122,8 +122,9 @@ def receive():
     try:
         connection = state.redis()
         if reading.tracked:  # message tracking on: every status of the request, one round trip
-            timelines.record(connection, reading.tracked, received_at, settings.track_messages,
-                             settings.stuck_after)  # fmt: skip
+            recorded = timelines.record(connection, reading.tracked, received_at,
+                                        settings.track_messages, settings.stuck_after)  # fmt: skip
+            funnel.count_once(reading.fates, recorded)
         stored = intake.store(connection, reading.events, settings.dedup_seconds)
         quarantine_id = (
             quarantine.put(connection, body, reading.problems, auth, received_at)
@@ -137,7 +138,10 @@ def receive():
         response.headers["Retry-After"] = "5"
         return response, status
 
-    state.funnel.add(reading.fates, received_at, reading.progressed)  # once stored: not a 503
+    # a body whose every failure was taken before is Meta's redelivery: its statuses counted
+    redelivered = not reading.tracked and reading.events and stored.stored == 0
+    if not redelivered:
+        state.funnel.add(reading.fates, received_at, reading.progressed)  # stored: not a 503
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
             _counter(counters.EVENTS_STORED, result).inc(count)

@@ -156,6 +156,42 @@ class TestRetention:
         assert (row["sent"], row["failed"], row["codes"]) == (4, 1, {"131049": 1})
 
 
+class TestRedelivery:
+    """A webhook Meta delivers again (its earlier delivery was not acknowledged) is counted
+    once where a round trip that happens anyway can tell, and twice only where documented."""
+
+    def _twice(self, client, payload: dict) -> None:
+        raw = json.dumps(payload).encode()
+        headers = {"X-Hub-Signature-256": sign(raw, APP_SECRET)}
+        for _ in range(2):
+            assert client.post("/webhook", data=raw, headers=headers).status_code == 200
+        assert client.application.extensions["wastatus"].funnel.flush()
+
+    def test_a_body_with_a_failure_counts_once(self, redis, client):
+        """The failure's dedup says the body was taken before: none of its statuses count."""
+        self._twice(client, _mixed())
+        (row,) = [
+            row for row in funnels.funnel(redis, "tracker", 600) if row["tracker"] == "spring-sale"
+        ]
+        assert (row["sent"], row["delivered"], row["failed"]) == (3, 2, 3)
+
+    def test_with_tracking_every_status_counts_once(self, redis, redis_url):
+        app = create_app(app_env(redis_url, WASTATUS_TRACK_MESSAGES="72h"))
+        delivered = body(status("d1", "delivered", tracker="t"), status("d2", "read", tracker="t"))
+        self._twice(app.test_client(), delivered)
+        self._twice(app.test_client(), _mixed())
+        rows = {row["tracker"]: row for row in funnels.funnel(redis, "tracker", 600)}
+        assert (rows["t"]["delivered"], rows["t"]["read"]) == (1, 1)
+        assert (rows["spring-sale"]["sent"], rows["spring-sale"]["failed"]) == (3, 3)
+        app.extensions["wastatus"].funnel.close()
+
+    def test_without_tracking_a_body_without_failures_counts_twice(self, redis, client):
+        """The documented limit (docs/operations.md, 6b): no round trip, so no dedup."""
+        self._twice(client, body(status("d1", "delivered", tracker="t")))
+        (row,) = funnels.funnel(redis, "tracker", 600)
+        assert row["delivered"] == 2
+
+
 class TestFailedRecipients:
     """The drain job keeps each tracker's failed recipients; the CSV masks them unless PII."""
 
