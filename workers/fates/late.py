@@ -3,12 +3,13 @@
 Meta does not promise the order of statuses: a `delivered` or `read` may arrive after the
 `failed` that was alerted. The drain job `remember`s which alert group each failed message
 went to, for everyone (message tracking or not), in a record small enough to keep for every
-alerted failure: the field is 6 bytes of the message id's BLAKE2b digest, the value the group
-id's 8 bytes, in one of `SHARDS` small hashes per UTC day (`wastatus:fates:alerted:<day>:<shard>`,
-the shard from 2 more bytes of the digest), each held to `SHARD_MAX` entries so that Redis keeps
-it in its compact encoding; kept `ALERTED_DAYS`. About 20 bytes an alerted failure
-(`bench/fates_memory.py`); past `SHARDS` × `SHARD_MAX` failures in a day the rest are not
-remembered (their later news is not linked: a group then says less, never more).
+alerted failure: the field is 6 bytes of the message id's BLAKE2b digest, the value the day's
+number of its group (`GROUPS_SUFFIX` maps numbers to group ids), in one of `SHARDS` small
+hashes per UTC day (`wastatus:fates:alerted:<day>:<shard>`, the shard from another byte of
+the digest), each held to `SHARD_MAX` entries so that Redis keeps it in its compact encoding;
+kept `ALERTED_DAYS`. About 11 to 13 bytes an alerted failure (`bench/fates_memory.py`); past
+`SHARDS` × `SHARD_MAX` failures in a day the rest are not remembered (their later news is not
+linked: a group then says less, never more).
 
 Each web process's background flush (`webhook/funnel.py`) hands over the wamids that reported
 `delivered`, `read` or `played` since the last flush: `look_up` finds, in one read-only script
@@ -34,12 +35,10 @@ ALERTED_DAYS = 3
 """Days a failed message's alert group is remembered: later news after that is not linked."""
 
 SHARDS = 256
-COMPACT = 128
-"""Entries a hash holds in Redis' compact encoding by default (`hash-max-ziplist-entries`,
-`hash-max-listpack-entries` from Redis 7): 256 shards hold 32,768 failures a day at about
-13 bytes each; past that a shard takes its larger encoding, about 56 bytes an entry."""
-SHARD_MAX = 1024
-"""Entries one shard keeps: a day remembers at most 262,144 alerted failures (about 15 MB)."""
+SHARD_MAX = 512
+"""Entries one shard keeps: Redis' default limit for its compact hash encoding
+(`hash-max-ziplist-entries`, `hash-max-listpack-entries` from Redis 7), so that a day
+remembers up to 131,072 alerted failures at about 11 bytes each (1.4 MB)."""
 
 DAY = 86400
 GROUPS_SUFFIX = ":groups"
