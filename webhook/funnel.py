@@ -126,8 +126,8 @@ class Tally:
             self._keep(counts, progressed)
             return False
         try:  # a second round trip only when a message alerted as failed progressed
-            if lookup is not None and replies[-1]:
-                late.mark(connection, lookup, replies[-1])
+            if lookup is not None:
+                late.mark(connection, lookup, replies[-len(lookup.chunks) :])
         except Exception as error:  # the counts are stored: keep only what is left to mark
             self._failed(error)
             self._keep(Counter(), progressed)

@@ -119,6 +119,7 @@ def receive():
         _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
+    recorded = None
     try:
         connection = state.redis()
         if reading.tracked:  # message tracking on: every status of the request, one round trip
@@ -133,6 +134,8 @@ def receive():
         )
     except (redis.RedisError, state.not_configured) as error:
         current_app.logger.warning("webhook.unavailable: %s", error)
+        if recorded is not None:  # the timelines hold its statuses: Meta's resend skips them
+            state.funnel.add(reading.fates, received_at, reading.progressed)
         _outcome(log, "unavailable", started)
         response, status = error_response("storage-unavailable")
         response.headers["Retry-After"] = "5"

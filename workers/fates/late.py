@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import redis
 
@@ -136,38 +137,48 @@ def remember(pipe: redis.client.Pipeline, alerted: Iterable[tuple[str, str]], no
         pipe.register_script(_REMEMBER)(keys=list(keys), args=args, client=pipe)
 
 
-class Lookup:
-    """The wamids `look_up` queued, to read its reply with (`mark`)."""
+LOOK_UP_CHUNK = 2000
+"""Wamids one look-up script reads: after an outage a flush may hold up to 100,000, and one
+script that long would hold Redis up for tens of milliseconds."""
 
-    def __init__(self, digests: Sequence[bytes]) -> None:
-        self.digests = digests
+
+@dataclass(frozen=True)
+class Lookup:
+    """The digests `look_up` queued, in the order of its script calls' replies."""
+
+    chunks: list[list[bytes]]
 
 
 def look_up(
     pipe: redis.client.Pipeline, wamids: Iterable[str], now: float | None = None
 ) -> Lookup | None:
-    """Queue on `pipe` a read of which of `wamids` (delivered, read or played lately) were
-    alerted as failed; None when there is nothing to read. Every key read is declared."""
+    """Queue on `pipe` reads of which of `wamids` (delivered, read or played lately) were
+    alerted as failed (one script call per `LOOK_UP_CHUNK`); None when there is nothing to
+    read. Every key read is declared."""
     now = time.time() if now is None else now
     digests = list({digest(wamid) for wamid in wamids if isinstance(wamid, str)})
     if not digests:
         return None
-    keys = {f"{ALERTED_PREFIX}{day}{GROUPS_SUFFIX}": n for n, day in enumerate(_days(now), 1)}
-    args: list = [ALERTED_DAYS]
-    for found in digests:
-        days = _keys(found, now)
-        if days[0] not in keys:
-            for key in days:
-                keys[key] = len(keys) + 1
-        args += [found[2:], keys[days[0]]]
-    pipe.register_script(_LOOK_UP)(keys=list(keys), args=args, client=pipe)
-    return Lookup(digests)
+    chunks = [digests[at : at + LOOK_UP_CHUNK] for at in range(0, len(digests), LOOK_UP_CHUNK)]
+    script = pipe.register_script(_LOOK_UP)
+    for chunk in chunks:
+        keys = {f"{ALERTED_PREFIX}{day}{GROUPS_SUFFIX}": n for n, day in enumerate(_days(now), 1)}
+        args: list = [ALERTED_DAYS]
+        for found in chunk:
+            days = _keys(found, now)
+            if days[0] not in keys:
+                for key in days:
+                    keys[key] = len(keys) + 1
+            args += [found[2:], keys[days[0]]]
+        script(keys=list(keys), args=args, client=pipe)
+    return Lookup(chunks)
 
 
-def mark(connection: redis.Redis, lookup: Lookup, reply: list) -> int:
-    """Count, once per message, each message `lookup` found in its group (if still open);
-    returns how many were counted now."""
-    pairs = [(lookup.digests[int(reply[i]) - 1], reply[i + 1].decode())
+def mark(connection: redis.Redis, lookup: Lookup, replies: Sequence[list]) -> int:
+    """Count, once per message, each message `lookup` found (`replies`: its script calls'
+    replies) in its group, if still open; returns how many were counted now."""
+    pairs = [(chunk[int(reply[i]) - 1], reply[i + 1].decode())
+             for chunk, reply in zip(lookup.chunks, replies, strict=True)
              for i in range(0, len(reply), 2)]  # fmt: skip
     if not pairs:
         return 0

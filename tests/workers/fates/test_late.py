@@ -143,3 +143,23 @@ class TestShardBound:
             pipe.execute()
         (key,) = redis.scan_iter(match=late.ALERTED_PREFIX + "*:0")
         assert redis.hlen(key) == 5
+
+
+class TestLookUp:
+    """The flush's look-up reads in bounded chunks and finds an alerted failure in any one."""
+
+    def test_a_failure_in_the_last_chunk_is_counted_once(self, redis, monkeypatch):
+        monkeypatch.setattr(late, "LOOK_UP_CHUNK", 2)
+        gid = "0123456789abcdef"
+        redis.hset(groups.group_hash(gid), "count", 1)  # an open group
+        with redis.pipeline(transaction=True) as pipe:
+            late.remember(pipe, [("wamid.LAST", gid)], 1_800_000_000.0)
+            pipe.execute()
+        wamids = [f"wamid.N{i}" for i in range(4)] + ["wamid.LAST"]
+        for _ in range(2):
+            with redis.pipeline(transaction=False) as pipe:
+                lookup = late.look_up(pipe, wamids, 1_800_000_000.0 + 86400)  # the next day
+                replies = pipe.execute()
+            assert len(lookup.chunks) == 3
+            late.mark(redis, lookup, replies)
+        assert late.later_delivered(redis, gid) == 1
