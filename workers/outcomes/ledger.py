@@ -100,6 +100,13 @@ def stored(event_id: str) -> bytes | str:
     return event_id
 
 
+def shown(field: bytes) -> str:
+    """The event id a ledger field stands for (`stored`'s inverse, for whole-ledger reads)."""
+    if len(field) == 16:
+        return field.hex()
+    return field.decode("utf-8", "replace")
+
+
 def day_key(when: float) -> str:
     """The ledger hash for the UTC day of `when`."""
     return DAY_PREFIX + time.strftime("%Y%m%d", time.gmtime(when))

@@ -73,6 +73,7 @@ class TestLedgerIds:
     def test_a_hex_id_is_kept_as_16_bytes(self, redis):
         ledger.record(redis, "alerted", [self.ID], now=NOW)
         assert redis.hkeys(ledger.day_key(NOW)) == [bytes.fromhex(self.ID)]
+        assert [ledger.shown(field) for field in redis.hkeys(ledger.day_key(NOW))] == [self.ID]
         assert ledger.outcomes_of(redis, [self.ID], now=NOW) == {self.ID: "alerted"}
 
     def test_an_id_kept_as_text_is_not_counted_again(self, redis):
