@@ -486,7 +486,7 @@ class Harness:
         found: dict[str, str] = {}
         for key in self.client.scan_iter(match=ledger.DAY_PREFIX + "[0-9]*", count=1000):
             for event, outcome in self.client.hgetall(key).items():
-                found.setdefault(event.decode(), outcome.decode())
+                found.setdefault(ledger.shown(event), outcome.decode())
         return found
 
     async def progress(self) -> None:

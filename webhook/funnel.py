@@ -26,7 +26,7 @@ import redis
 from prometheus_client import Counter as PromCounter
 
 from workers.fates import late
-from workers.outcomes import funnels
+from workers.outcomes import funnels, timelines
 from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ class Tally:
 
     def flush(self) -> bool:
         """Store the counts gathered so far, and check the wamids that progressed, in one
-        round trip; on a Redis error keep the counts for the next flush."""
+        round trip (a second one counts those alerted as failed); on a Redis error keep
+        what was not stored for the next flush."""
         with self._lock:
             counts, self._counts = self._counts, Counter()
             progressed, self._progressed = self._progressed, []
@@ -115,19 +116,30 @@ class Tally:
             return True
         settings = self.settings
         try:
-            with self._connect().pipeline(transaction=False) as pipe:
+            connection = self._connect()
+            with connection.pipeline(transaction=False) as pipe:
                 funnels.write(pipe, counts, settings.funnel_retention, settings.funnel_max_trackers)
-                late.mark(pipe, progressed)
-                pipe.execute()
+                lookup = late.look_up(pipe, progressed)
+                replies = pipe.execute()
         except Exception as error:  # a flush must never kill the thread
-            FLUSHES.labels("failed").inc()
-            if time.monotonic() - self._warned >= WARN_EVERY:  # not once a second in an outage
-                self._warned = time.monotonic()
-                logger.warning("funnel.flush_failed: %s", error)
+            self._failed(error)
             self._keep(counts, progressed)
+            return False
+        try:  # a second round trip only when a message alerted as failed progressed
+            if lookup is not None:
+                late.mark(connection, lookup, replies[-len(lookup.chunks) :])
+        except Exception as error:  # the counts are stored: keep only what is left to mark
+            self._failed(error)
+            self._keep(Counter(), progressed)
             return False
         FLUSHES.labels("stored").inc()
         return True
+
+    def _failed(self, error: Exception) -> None:
+        FLUSHES.labels("failed").inc()
+        if time.monotonic() - self._warned >= WARN_EVERY:  # not once a second in an outage
+            self._warned = time.monotonic()
+            logger.warning("funnel.flush_failed: %s", error)
 
     def _keep(self, counts: Counter, progressed: list[str]) -> None:
         with self._lock:
@@ -148,6 +160,19 @@ class Tally:
         """Stop the thread and flush what is left (on exit)."""
         self._stop.set()
         self.flush()
+
+
+def count_once(fates: Counter, recorded: timelines.Recorded) -> None:
+    """With message tracking on, correct a request's `fates` by what its timelines knew:
+    statuses Meta delivered again are not counted twice, and a message that reported both
+    sent and failed is counted once as a message (`sent_failed`)."""
+    for _wamid, _timestamp, *fate in recorded.again:
+        key = tuple(fate)
+        fates[key] -= 1
+        if fates[key] <= 0:
+            del fates[key]
+    for _wamid, _timestamp, _name, _code, *dimensions in recorded.both:
+        fates[("sent_failed", None, *dimensions)] += 1
 
 
 def stop_all() -> None:

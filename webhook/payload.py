@@ -56,8 +56,8 @@ class Reading:
     """(status, failure code, phone number id, tracker, pricing category) → statuses, for the
     delivery funnels (`webhook/funnel.py`); raw values, bounded when flushed."""
     progressed: list[str] = field(default_factory=list)
-    """With message tracking on, the wamids that reported delivered, read or played: checked
-    against the failures already alerted (`workers.fates.late`), in the background flush."""
+    """The wamids that reported delivered, read or played: checked against the failures
+    already alerted (`workers.fates.late`), in the background flush."""
     tracked: list[tuple] | None = None
     """With message tracking on, each status as (wamid, Meta's timestamp, *its fates key),
     for `workers.outcomes.timelines.record`."""
@@ -199,10 +199,10 @@ def _read_items(
             reading.statuses[(api, raw["status"])] += 1
             fate = _fate(raw, raw["status"], None, phone)
             reading.fates[fate] += 1
+            if fate[0] in PROGRESSED:
+                reading.progressed.append(raw["id"])
             if reading.tracked is not None:
                 reading.tracked.append((raw["id"], _seconds(raw["timestamp"]), *fate))
-                if fate[0] in PROGRESSED:
-                    reading.progressed.append(raw["id"])
             continue
         status = schemas.plain_failed_status(raw) or _load(
             schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading
@@ -214,10 +214,10 @@ def _read_items(
         code = errors[0]["code"] if errors and status["status"] == "failed" else None
         fate = _fate(status, status["status"], code, phone)
         reading.fates[fate] += 1
+        if fate[0] in PROGRESSED:
+            reading.progressed.append(status["id"])
         if reading.tracked is not None:
             reading.tracked.append((status["id"], status["timestamp"], *fate))
-            if fate[0] in PROGRESSED:
-                reading.progressed.append(status["id"])
         if status["status"] == "failed":
             reading.events.append(_event(context, received_at, "status", status))
     for k, raw in enumerate(_list(container, "errors", prefix, reading)):

@@ -2,8 +2,8 @@
 the console's overview shows.
 
 Queues and workers say whether the service keeps up; the last hour's failures, explained from
-the catalog, say what is failing and why; open alert groups, silences, the quarantine and the
-dead letters say what waits for a person.
+the catalog, say what is failing and why; the last day's funnel says how messages fare; open
+alert groups, silences, the quarantine and the dead letters say what waits for a person.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from webhook import quarantine
 from workers import backlog, storage
 from workers.alerting import groups, silences
 from workers.health import tracker
-from workers.outcomes import deadletters, stats
+from workers.outcomes import deadletters, funnels, stats
 from workers.settings import Settings
 
 
@@ -86,6 +86,7 @@ def collect(connection: redis.Redis, seconds: float, settings: Settings | None =
         "dead_letters": deadletters.count(connection),
         "redis_memory": storage.memory(connection),
         "health": _health(connection),
+        "funnel": funnel(connection),
     }
 
 
@@ -98,3 +99,35 @@ def _health(connection: redis.Redis) -> dict:
     shown = [{key: problem.get(key) for key in ("field", "event", "severity", "entity", "ends")}
              for problem in problems[:5]]  # fmt: skip
     return {"open": len(problems), "by_severity": by_severity, "problems": shown}
+
+
+FUNNEL_WINDOW = 86400.0
+FUNNEL_CODES = 5
+"""Failure codes the status's funnel section names (the most frequent)."""
+
+
+def funnel(connection: redis.Redis, seconds: float = FUNNEL_WINDOW) -> dict:
+    """All messages' funnel over the last `seconds` (24 h): each status's count, messages,
+    the failure rate and the most frequent failure codes, explained (`wastatus funnel` has
+    it by tracker, phone number or category)."""
+    totals = dict.fromkeys(funnels.SLOTS, 0)
+    codes: dict[str, int] = {}
+    for row in funnels.funnel(connection, "phone", seconds):  # every status has one phone value
+        for name in funnels.SLOTS:
+            totals[name] += row[name]
+        for code, count in row["codes"].items():
+            codes[code] = codes.get(code, 0) + count
+    messages = totals["sent"] + totals["failed"] - totals["sent_failed"]
+    top = sorted(codes.items(), key=lambda pair: (-pair[1], pair[0]))[:FUNNEL_CODES]
+    return {
+        "window_seconds": seconds,
+        **{name: totals[name] for name in funnels.STATUSES},
+        "messages": messages,
+        "failure_rate": round(totals["failed"] / messages, 4) if messages else 0.0,
+        "codes": [_code(code, count) for code, count in top],
+    }
+
+
+def _code(code: str, count: int) -> dict:
+    entry = catalog.lookup(code, api="cloud").to_dict()  # never raises: a guess is not known
+    return {"code": code, "count": count, "title": entry["title"], "known": entry["known"]}

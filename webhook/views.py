@@ -14,7 +14,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from webhook import counters, logs, quarantine
+from webhook import counters, funnel, logs, quarantine
 from webhook.errors import error_response
 from webhook.payload import read_body
 from webhook.signature import authenticate, token_valid
@@ -119,11 +119,13 @@ def receive():
         _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
+    recorded = None
     try:
         connection = state.redis()
         if reading.tracked:  # message tracking on: every status of the request, one round trip
-            timelines.record(connection, reading.tracked, received_at, settings.track_messages,
-                             settings.stuck_after)  # fmt: skip
+            recorded = timelines.record(connection, reading.tracked, received_at,
+                                        settings.track_messages, settings.stuck_after)  # fmt: skip
+            funnel.count_once(reading.fates, recorded)
         stored = intake.store(connection, reading.events, settings.dedup_seconds)
         quarantine_id = (
             quarantine.put(connection, body, reading.problems, auth, received_at)
@@ -132,12 +134,17 @@ def receive():
         )
     except (redis.RedisError, state.not_configured) as error:
         current_app.logger.warning("webhook.unavailable: %s", error)
+        if recorded is not None:  # the timelines hold its statuses: Meta's resend skips them
+            state.funnel.add(reading.fates, received_at, reading.progressed)
         _outcome(log, "unavailable", started)
         response, status = error_response("storage-unavailable")
         response.headers["Retry-After"] = "5"
         return response, status
 
-    state.funnel.add(reading.fates, received_at, reading.progressed)  # once stored: not a 503
+    # a body whose every failure was taken before is Meta's redelivery: its statuses counted
+    redelivered = not reading.tracked and reading.events and stored.stored == 0
+    if not redelivered:
+        state.funnel.add(reading.fates, received_at, reading.progressed)  # stored: not a 503
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
             _counter(counters.EVENTS_STORED, result).inc(count)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import catalog
 from tests.conftest import work
+from tests.fates import body, status
 from tests.ops.conftest import cloud_status
 from webhook.cli import main
 from workers import queues
@@ -104,6 +105,42 @@ class TestStatusJson:
         assert report["failures"]["by_code"] == [] and report["alert_groups"] == []
         assert report["silences"] == [] and report["workers"] == []
         assert report["quarantine"] == report["dead_letters"] == 0
+
+
+class TestStatusFunnel:
+    """The last 24 hours' funnel: each status's count, the failure rate and the top codes."""
+
+    @pytest.fixture
+    def statuses(self, redis, post, client, cli_env):
+        sent = [status(f"s{i}", "sent", tracker="sale") for i in range(6)]
+        delivered = [status(f"s{i}", "delivered", tracker="sale") for i in range(4)]
+        failed = [status(f"f{i}", "failed", tracker="sale", code=131049) for i in range(2)]
+        failed.append(status("f9", "failed", code=131026))
+        assert (
+            post.signed(body(*sent, *delivered, status("s0", "read"), *failed)).status_code == 200
+        )
+        assert client.application.extensions["wastatus"].funnel.flush()
+        return redis
+
+    def test_json_carries_it(self, statuses):
+        found = status_json()["funnel"]
+        assert found["window_seconds"] == 86400
+        assert {name: found[name] for name in ("sent", "delivered", "read", "failed")} == {
+            "sent": 6, "delivered": 4, "read": 1, "failed": 3}  # fmt: skip
+        assert found["messages"] == 9 and found["failure_rate"] == round(3 / 9, 4)
+        assert [(row["code"], row["count"]) for row in found["codes"]] == [
+            ("131049", 2), ("131026", 1)]  # fmt: skip
+        assert found["codes"][0]["title"] == catalog.lookup(131049, api="cloud").title
+
+    def test_people_get_a_line_and_the_codes(self, statuses):
+        result = CliRunner().invoke(main, ["status"])
+        assert "funnel, last 24 h: sent 6 · delivered 4 · read 1 · failed 3" in result.output
+        assert "33.3% of 9 messages failed" in result.output
+        assert "131049×2" in result.output
+
+    def test_no_statuses_says_so(self, redis, cli_env):
+        assert status_json()["funnel"]["messages"] == 0
+        assert "funnel: no statuses in the last 24 h" in CliRunner().invoke(main, ["status"]).output
 
 
 class TestStatusTables:

@@ -100,6 +100,98 @@ class TestCounts:
         assert row["tracker"].startswith("\ufffdxxx") and "[cut:" in row["tracker"]
 
 
+def _write(connection, at: float, tracker: str, sent: int = 1) -> None:
+    """What a web process's flush writes for `sent` statuses of `tracker` at time `at`."""
+    with connection.pipeline(transaction=False) as pipe:
+        tally = {(int(at // 60), "sent", None, PHONE, tracker, None): sent}
+        funnels.write(pipe, tally, 14 * 86400.0, 1000)
+        pipe.execute()
+
+
+class TestRetention:
+    """Minute buckets are kept as long as hours, and any window is read exactly to the minute."""
+
+    def test_minute_and_hour_buckets_live_the_retention(self, redis, post, client):
+        assert post.signed(_mixed()).status_code == 200
+        assert client.application.extensions["wastatus"].funnel.flush()
+        keys = list(redis.scan_iter(match=funnels.PREFIX + "[mh]:*"))
+        assert {key.split(b":")[2] for key in keys} == {b"m", b"h"}
+        for key in keys:
+            assert 14 * 86400 < redis.ttl(key) <= 14 * 86400 + 3600, key
+
+    def test_a_14_day_window_counts_its_edges_by_the_minute(self, redis):
+        """Hours inside the window, minutes at both ends: the minute before the window is
+        left out though its hour is half inside."""
+        now = 1_780_000_000 // 3600 * 3600 + 30 * 60 + 30  # half past an hour
+        start = now - 14 * 86400
+        _write(redis, start - 60, "edge")  # before the window, in its first hour
+        _write(redis, start, "edge")
+        _write(redis, start + 600, "edge")
+        _write(redis, start + 7 * 86400, "edge", sent=10)  # a whole hour in the middle
+        _write(redis, now - 1800, "edge")  # in the last, partial hour
+        _write(redis, now, "edge")
+        (row,) = funnels.funnel(redis, "tracker", 14 * 86400, now)
+        assert row["sent"] == 14
+        (row,) = funnels.funnel(redis, "tracker", 3 * 3600, now)
+        assert row["sent"] == 2
+
+    def test_the_command_reads_14_days(self, redis, monkeypatch, redis_url):
+        now = time.time()
+        _write(redis, now - 14 * 86400 + 300, "fortnight")
+        _write(redis, now - 14 * 86400 - 300, "fortnight")  # outside the window
+        _write(redis, now - 86400, "fortnight")
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        result = CliRunner().invoke(main, ["funnel", "--since", "14d", "--json"])
+        (row,) = json.loads(result.output)
+        assert row["tracker"] == "fortnight" and row["sent"] == 2
+
+    def test_fields_of_the_previous_format_are_read(self, redis):
+        """Buckets written before the packed format count until they expire."""
+        now = time.time()
+        key = funnels.bucket_key("m", int(now // 60))
+        redis.hset(key, mapping={"sent|tracker|old": 3, "failed:131049|tracker|old": 1,
+                                 "failed|tracker|old": 1, "sent|phone|1": 3})  # fmt: skip
+        _write(redis, now, "old")
+        (row,) = funnels.funnel(redis, "tracker", 600, now)
+        assert (row["sent"], row["failed"], row["codes"]) == (4, 1, {"131049": 1})
+
+
+class TestRedelivery:
+    """A webhook Meta delivers again (its earlier delivery was not acknowledged) is counted
+    once where a round trip that happens anyway can tell, and twice only where documented."""
+
+    def _twice(self, client, payload: dict) -> None:
+        raw = json.dumps(payload).encode()
+        headers = {"X-Hub-Signature-256": sign(raw, APP_SECRET)}
+        for _ in range(2):
+            assert client.post("/webhook", data=raw, headers=headers).status_code == 200
+        assert client.application.extensions["wastatus"].funnel.flush()
+
+    def test_a_body_with_a_failure_counts_once(self, redis, client):
+        """The failure's dedup says the body was taken before: none of its statuses count."""
+        self._twice(client, _mixed())
+        (row,) = [
+            row for row in funnels.funnel(redis, "tracker", 600) if row["tracker"] == "spring-sale"
+        ]
+        assert (row["sent"], row["delivered"], row["failed"]) == (3, 2, 3)
+
+    def test_with_tracking_every_status_counts_once(self, redis, redis_url):
+        app = create_app(app_env(redis_url, WASTATUS_TRACK_MESSAGES="72h"))
+        delivered = body(status("d1", "delivered", tracker="t"), status("d2", "read", tracker="t"))
+        self._twice(app.test_client(), delivered)
+        self._twice(app.test_client(), _mixed())
+        rows = {row["tracker"]: row for row in funnels.funnel(redis, "tracker", 600)}
+        assert (rows["t"]["delivered"], rows["t"]["read"]) == (1, 1)
+        assert (rows["spring-sale"]["sent"], rows["spring-sale"]["failed"]) == (3, 3)
+        app.extensions["wastatus"].funnel.close()
+
+    def test_without_tracking_a_body_without_failures_counts_twice(self, redis, client):
+        """The documented limit (docs/operations.md, 6b): no round trip, so no dedup."""
+        self._twice(client, body(status("d1", "delivered", tracker="t")))
+        (row,) = funnels.funnel(redis, "tracker", 600)
+        assert row["delivered"] == 2
+
+
 class TestFailedRecipients:
     """The drain job keeps each tracker's failed recipients; the CSV masks them unless PII."""
 

@@ -16,6 +16,7 @@ from webhook import counters, create_app, quarantine
 from webhook.signature import sign
 from workers import drain, metrics, storage
 from workers.alerting import groups, silences
+from workers.fates import late
 from workers.inbox import intake
 from workers.outcomes import deadletters, ledger
 from workers.replay import replay
@@ -266,7 +267,8 @@ class TestHeldPerFailure:
     """What a failure keeps in Redis over the dedup window once alerted: at most 200 bytes."""
 
     def test_bytes_held_per_alerted_failure(self, redis, monkeypatch, redis_url):
-        """10,000 failures taken and alerted hold under 200 bytes each (seen mark, ledger)."""
+        """10,000 failures taken and alerted hold under 200 bytes each (seen mark, ledger, the
+        group a later delivered is linked to)."""
         monkeypatch.setenv("REDIS_URL", redis_url)
         monkeypatch.setenv("WASTATUS_GROUP_WAIT", "0")
         monkeypatch.setenv("WASTATUS_GROUP_INTERVAL", "1s")
@@ -293,4 +295,10 @@ class TestHeldPerFailure:
             intake.store(redis, failures(first, 1000))
         drive(redis, lambda: ledger.summary(redis)["outcomes"]["alerted"] == total + 10, 120)
         held = (redis.info("memory")["used_memory"] - before) / total
+        remembered = sum(
+            redis.hlen(key)
+            for key in redis.scan_iter(match=late.ALERTED_PREFIX + "*")
+            if not key.endswith(late.GROUPS_SUFFIX.encode())
+        )
+        assert remembered == total + 10, "the late-delivered record is part of what is held"
         assert held < 200, f"{held:.0f} bytes held per failure"

@@ -63,6 +63,8 @@ def render(report: dict, console: Console, lang: str) -> None:
     else:
         console.print(f"no failures in the last {hours:g} h")
 
+    _funnel(report["funnel"], console)
+
     if report["alert_groups"]:
         table = Table("group", "receiver", "count", "first seen", "last seen", "next flush",
                       title="Open alert groups")  # fmt: skip
@@ -105,6 +107,19 @@ def render(report: dict, console: Console, lang: str) -> None:
                         for name, size in list(held["largest"].items())[:3])  # fmt: skip
     console.print(f"redis memory: {held['used_bytes'] / 2**20:.1f} MiB of {limit}"
                   f" ({held['policy']}), {held['keys']} keys; largest: {largest}")  # fmt: skip
+
+
+def _funnel(found: dict, console: Console) -> None:
+    hours = found["window_seconds"] / 3600
+    if not found["messages"] and not found["delivered"] and not found["read"]:
+        console.print(f"funnel: no statuses in the last {hours:g} h")
+        return
+    counts = " · ".join(f"{name} {found[name]}" for name in ("sent", "delivered", "read", "failed"))
+    failed = f"{found['failure_rate']:.1%} of {found['messages']} messages failed"
+    console.print(f"funnel, last {hours:g} h: {counts} ({failed})")
+    if found["codes"]:
+        codes = ", ".join(f"{row['code']}×{row['count']} {row['title']}" for row in found["codes"])
+        console.print(f"  top failure codes: {codes} (wastatus funnel)")
 
 
 @click.command()

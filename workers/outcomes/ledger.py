@@ -4,10 +4,10 @@ Every failed event taken by the webhook ends in exactly one outcome (`OUTCOMES`)
 (counted in a delivered notification), resent (the business's sender accepted a resend),
 dropped or silenced (by a rule), or dead (in the dead letters). `record` writes
 event_id → outcome with HSETNX into a hash per UTC day (`wastatus:ledger:<YYYYMMDD>`, kept
-for the dedup window plus a day) and checks the day before too; recording the same outcome
-again is a no-op (replays are safe), a different one counts a conflict. Memory: about 100
-bytes per event (a 32-character id and a short outcome in a hash), i.e. ~100 MB for a
-million failed events a day kept 9 days — see docs/rules.md.
+for the dedup window plus a day; the id as its 16 bytes, `stored`) and checks the day before
+too; recording the same outcome again is a no-op (replays are safe), a different one counts a
+conflict. Memory: about 86 bytes per event (a 16-byte id and a short outcome in a hash), i.e.
+~86 MB for a million failed events a day kept 9 days — see docs/rules.md.
 """
 
 from __future__ import annotations
@@ -40,9 +40,15 @@ DAYS_KEPT = 10
 _RECORD = """
 local outcome = ARGV[1]
 local added, conflicts = 0, 0
-for i = 3, #ARGV do
-  local id = ARGV[i]
-  local before = redis.call('HGET', KEYS[2], id)
+local function recorded(key, id, shown)
+  local found = redis.call('HGET', key, id)
+  if not found and shown ~= id then found = redis.call('HGET', key, shown) end
+  return found
+end
+for i = 3, #ARGV, 2 do
+  local id, shown = ARGV[i], ARGV[i + 1]
+  local before = recorded(KEYS[2], id, shown)
+  if not before and shown ~= id then before = redis.call('HGET', KEYS[1], shown) end
   if not before then
     if redis.call('HSETNX', KEYS[1], id, outcome) == 1 then
       added = added + 1
@@ -52,7 +58,7 @@ for i = 3, #ARGV do
   end
   if before and before ~= outcome then
     conflicts = conflicts + 1
-    redis.call('LPUSH', KEYS[5], id .. ' ' .. before .. ' ' .. outcome)
+    redis.call('LPUSH', KEYS[5], shown .. ' ' .. before .. ' ' .. outcome)
   end
 end
 if added > 0 then
@@ -83,6 +89,24 @@ return reopened
 """
 
 
+def stored(event_id: str) -> bytes | str:
+    """An event id as a ledger field: the 16 bytes of its 32 hex digits (half the memory of
+    its text), any other id as it is. Days written before are read in both forms."""
+    if len(event_id) == 32:
+        try:
+            return bytes.fromhex(event_id)
+        except ValueError:
+            pass
+    return event_id
+
+
+def shown(field: bytes) -> str:
+    """The event id a ledger field stands for (`stored`'s inverse, for whole-ledger reads)."""
+    if len(field) == 16:
+        return field.hex()
+    return field.decode("utf-8", "replace")
+
+
 def day_key(when: float) -> str:
     """The ledger hash for the UTC day of `when`."""
     return DAY_PREFIX + time.strftime("%Y%m%d", time.gmtime(when))
@@ -99,7 +123,10 @@ def record(
         return
     current = time.time() if now is None else now
     keys = [day_key(current), day_key(current - 86400), COUNTS, CONFLICTS, CONFLICT_LOG]
-    pipe.register_script(_RECORD)(keys=keys, args=[outcome, KEEP_SECONDS, *ids], client=pipe)
+    args: list = [outcome, KEEP_SECONDS]
+    for event_id in ids:
+        args += [stored(event_id), event_id]
+    pipe.register_script(_RECORD)(keys=keys, args=args, client=pipe)
 
 
 def reopen(pipe: redis.Redis, event_ids: Iterable[str], now: float | None = None) -> None:
@@ -110,7 +137,8 @@ def reopen(pipe: redis.Redis, event_ids: Iterable[str], now: float | None = None
         return
     current = time.time() if now is None else now
     days = [day_key(current - day * 86400) for day in range(DAYS_KEPT)]
-    pipe.register_script(_REOPEN)(keys=[COUNTS, *days], args=ids, client=pipe)
+    fields = list(dict.fromkeys([*map(stored, ids), *ids]))  # and as days before stored them
+    pipe.register_script(_REOPEN)(keys=[COUNTS, *days], args=fields, client=pipe)
 
 
 def summary(connection: redis.Redis) -> dict:
@@ -141,7 +169,8 @@ def outcomes_of(
         return found
     with connection.pipeline(transaction=False) as pipe:
         for day in range(DAYS_KEPT):
-            pipe.hmget(day_key(current - day * 86400), event_ids)
+            pipe.hmget(day_key(current - day * 86400), [stored(i) for i in event_ids])
+            pipe.hmget(day_key(current - day * 86400), event_ids)  # as days before stored them
         for values in pipe.execute():
             for event_id, value in zip(event_ids, values, strict=True):
                 if value is not None and found[event_id] is None:

@@ -64,7 +64,7 @@ local days, now, stuck = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local expire_at = ARGV[4]
 local US = string.char(31)
 local due = KEYS[#KEYS]
-local late = {}
+local late, both, again = {}, {}, {}
 local n = 0
 for i = 5, #ARGV, 6 do
   local wamid, prefix, rest, header, letter, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2],
@@ -89,7 +89,14 @@ for i = 5, #ARGV, 6 do
       record, changed = header .. string.sub(record, cut), true
     end
   end
-  if not string.find(record, prefix, 1, true) then
+  if string.find(record, prefix, 1, true) then
+    again[#again + 1] = n  -- a status Meta delivered again: not counted twice
+  else
+    local other = (letter == 'f' and ';s') or (letter == 's' and ';f') or nil
+    local first = not string.find(record, ';' .. letter, 1, true)
+    if other and first and string.find(record, other, 1, true) then
+      both[#both + 1] = n  -- the message now reported both sent and failed: counted once
+    end
     record, changed = record .. prefix .. rest, true
   end
   if changed then redis.call('HSET', key, wamid, record) end
@@ -104,7 +111,7 @@ for i = 5, #ARGV, 6 do
     end
   end
 end
-return late
+return {late, both, again}
 """
 
 
@@ -174,16 +181,17 @@ def record(
     received_at: float,
     retention: float,
     stuck_after: float,
-) -> list[str]:
+) -> Recorded:
     """Add each status (wamid, Meta's timestamp, status, code, phone, tracker, pricing
-    category: `Reading.tracked`) to its message's record, in one round trip; returns the
-    wamids that had failed and now got a later delivered, read or played."""
+    category: `Reading.tracked`) to its message's record, in one round trip."""
     keys: list[str] = []
     args: list = []
+    taken: list[tuple] = []
     now = int(received_at)
     days = math.ceil(retention / DAY) + 1
     expire_at = (now // DAY + 1) * DAY + math.ceil(retention)
-    for wamid, timestamp, name, code, phone, tracker, kind in statuses:
+    for status in statuses:
+        wamid, timestamp, name, code, phone, tracker, kind = status
         letter = LETTERS.get(name)
         if letter is None or not isinstance(wamid, str):
             continue
@@ -194,13 +202,31 @@ def record(
         header = f"{_clean(phone)}\x1f{_clean(tracker)}\x1f{_abbreviated(kind)}"
         keys += shard_keys(wamid, received_at, retention)
         args += [stored, prefix, rest, header, letter, timestamp]
+        taken.append(status)
     if not args:
-        return []
+        return Recorded([], [], [])
     keys.append(STUCK_DUE)
-    late = connection.register_script(_RECORD)(
+    late, both, again = connection.register_script(_RECORD)(
         keys=keys, args=[days, now, math.ceil(stuck_after), expire_at, *args]
     )
-    return [wamid_of(stored) for stored in late]
+    return Recorded(
+        [wamid_of(stored) for stored in late],
+        [taken[int(i) - 1] for i in both],
+        [taken[int(i) - 1] for i in again],
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a webhook's statuses found out."""
+
+    late: list[str]
+    """The wamids that had failed and now got a later delivered, read or played."""
+    both: list[tuple]
+    """The statuses (as given) by which a message first reported both sent and failed: the
+    funnels count such a message once (`sent_failed`)."""
+    again: list[tuple]
+    """The statuses already recorded (Meta delivered them again): the funnels skip them."""
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import drive
+from tests.conftest import Poster, app_env, drive
 from tests.fates import alerts_to, body, status
+from webhook import create_app
 from workers.alerting import text
 from workers.fates import rates
+from workers.outcomes import funnels
 from workers.settings import current
 
 
@@ -70,3 +72,37 @@ class TestFailureRate:
         failed = [status(f"f{i}", "failed", tracker="big", code=131049) for i in range(20)]
         _post(post, client, failed)
         assert rates.check(redis) == {"fired": [], "resolved": []}
+
+
+class TestEachMessageOnce:
+    """With tracking on, a message that reported sent and then failed is one message of the
+    rate's denominator, not two: the rate is failed / messages."""
+
+    @pytest.fixture
+    def tracked(self, redis, redis_url):
+        app = create_app(app_env(redis_url, WASTATUS_TRACK_MESSAGES="72h"))
+        yield app.test_client()
+        app.extensions["wastatus"].funnel.close()
+
+    def test_sent_then_failed_counts_once(self, redis, tracked, hook):
+        post = Poster(tracked)
+        _post(post, tracked, [status(f"m{i}", "sent", tracker="once") for i in range(10)])
+        failed = [status(f"m{i}", "failed", tracker="once", code=131049) for i in range(2)]
+        _post(post, tracked, failed)
+        _post(post, tracked, failed[:1])  # Meta's redelivery of a status: still one message
+        (row,) = [row for row in funnels.funnel(redis, "tracker", 3600) if row["tracker"] == "once"]
+        assert (row["sent"], row["failed"], row["sent_failed"], row["messages"]) == (10, 2, 2, 10)
+        assert row["failure_rate"] == 0.2
+        assert rates.check(redis) == {"fired": ["once"], "resolved": []}  # 2 of 12 would not
+
+    def test_failed_before_sent_counts_once(self, redis, tracked, hook):
+        """Statuses arrive out of order: the late `sent` finds the failure and counts once."""
+        post = Poster(tracked)
+        _post(post, tracked, [status("x1", "failed", tracker="order", code=131026)])
+        _post(
+            post,
+            tracked,
+            [status("x1", "sent", tracker="order"), status("x2", "sent", tracker="order")],
+        )
+        (row,) = funnels.funnel(redis, "tracker", 3600)
+        assert (row["messages"], row["failure_rate"]) == (2, 0.5)

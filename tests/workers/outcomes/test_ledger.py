@@ -65,6 +65,37 @@ class TestLedgerRecord:
         assert ledger.outcomes_of(redis, ["nope"]) == {"nope": None}
 
 
+class TestLedgerIds:
+    """Event ids are kept as their 16 bytes; ids a previous version kept as text still count."""
+
+    ID = "0123456789abcdef0123456789abcdef"
+
+    def test_a_hex_id_is_kept_as_16_bytes(self, redis):
+        ledger.record(redis, "alerted", [self.ID], now=NOW)
+        assert redis.hkeys(ledger.day_key(NOW)) == [bytes.fromhex(self.ID)]
+        assert [ledger.shown(field) for field in redis.hkeys(ledger.day_key(NOW))] == [self.ID]
+        assert ledger.outcomes_of(redis, [self.ID], now=NOW) == {self.ID: "alerted"}
+
+    def test_an_id_kept_as_text_is_not_counted_again(self, redis):
+        """Recorded before the upgrade (today or yesterday), recorded again after: one count,
+        a different outcome a conflict that names the id."""
+        redis.hset(ledger.day_key(NOW - DAY), self.ID, "alerted")
+        redis.hset(ledger.day_key(NOW), "f" * 32, "alerted")
+        ledger.record(redis, "alerted", [self.ID, "f" * 32], now=NOW)
+        assert ledger.summary(redis)["total"] == 0
+        ledger.record(redis, "dropped", [self.ID], now=NOW)
+        assert ledger.summary(redis)["conflict_samples"] == [f"{self.ID} alerted dropped"]
+        assert ledger.outcomes_of(redis, [self.ID], now=NOW) == {self.ID: "alerted"}
+
+    def test_reopen_forgets_both_forms(self, redis):
+        redis.hset(ledger.day_key(NOW), self.ID, "alerted")
+        redis.hset(ledger.COUNTS, "alerted", 1)
+        ledger.reopen(redis, [self.ID], now=NOW)
+        assert ledger.outcomes_of(redis, [self.ID], now=NOW) == {self.ID: None}
+        ledger.record(redis, "alerted", [self.ID], now=NOW)
+        assert ledger.summary(redis)["outcomes"]["alerted"] == 1
+
+
 class TestFailureStats:
     def test_counts_by_api_and_code_over_the_window(self, redis):
         """Failures recorded this hour and last hour are summed per api and code, most first."""
