@@ -208,12 +208,13 @@ class TestInBrowser:
         assert len(recipients) == 25 and all(r.startswith("*") for r in recipients)
         # the update went to the recovered receiver, the first notification died at it
         sent = chrome.find_elements(By.CSS_SELECTOR, "#notifications tr.notification")
-        assert [row.find_element(By.CLASS_NAME, "kind").text for row in sent] == [
-            "update", "firing"]  # fmt: skip
+        # (a loaded machine may drain the 30 in two batches: an update that died comes between)
+        kinds = [row.find_element(By.CLASS_NAME, "kind").text for row in sent]
+        assert kinds[0] == "update" and kinds[-1] == "firing" and len(kinds) <= 3, kinds
         states = [row.find_element(By.CLASS_NAME, "notification-state").text for row in sent]
-        assert states == ["delivered", "dead"]
-        assert "webhook: delivered" in sent[0].text and "webhook: failed" in sent[1].text
-        assert "503" in sent[1].text
+        assert states[0] == "delivered" and set(states[1:]) == {"dead"}, states
+        assert "webhook: delivered" in sent[0].text and "webhook: failed" in sent[-1].text
+        assert "503" in sent[-1].text
         assert "delivered" in chrome.find_element(By.ID, "delivery").text
         assert chrome.find_element(By.ID, "preview-count").text.startswith("31 ")
         screenshot(chrome, tmp_path, "group-ja")
