@@ -366,6 +366,8 @@ def _stage(
             "gids": sorted(set(known.get("gids", [])) | set(gids)),
         }
         pipe.hset(OPEN, key, json.dumps(record))
+        if event["ends"] is not None:
+            _stage_expiry(connection, pipe, key, event["ends"])
         outcome = "submitted"
     elif effect == "recovery" and plan["problem"] is not None:
         if plan.get("brief"):
@@ -382,8 +384,6 @@ def _stage(
     def finish(replies: list) -> str:
         for then in finishers:
             then(replies)
-        if outcome == "submitted" and event["ends"] is not None:
-            _schedule_expiry(connection, key, event["ends"], now)
         return "stale" if effect == "stale" else outcome
 
     return finish
@@ -410,16 +410,15 @@ def _lowered(known: Mapping, event: Mapping) -> bool:
     return False
 
 
-def _schedule_expiry(connection: redis.Redis, key: str, end: float, now: float) -> None:
-    """Check the restriction again once it ends (a whole second later: RQ's scheduler)."""
+def _stage_expiry(
+    connection: redis.Redis, pipe: redis.client.Pipeline, key: str, end: float
+) -> None:
+    """Queue into the MULTI `pipe` the job that checks the restriction again once it ends (a
+    whole second later: RQ's scheduler), so the problem and its expiry are written together."""
     queue = get_queue(connection, ALERTS)
-    options = {"result_ttl": 0, "failure_ttl": FAILURE_TTL,
-               "retry": rq.Retry(max=3, interval=RERUN_INTERVALS)}  # fmt: skip
-    if end <= now:
-        queue.enqueue(EXPIRE_JOB, key, end, **options)
-    else:
-        at = dt.datetime.fromtimestamp(int(end) + 1, dt.UTC)
-        queue.enqueue_at(at, EXPIRE_JOB, key, end, **options)
+    at = dt.datetime.fromtimestamp(int(end) + 1, dt.UTC)  # past: at the scheduler's next tick
+    queue.enqueue_at(at, EXPIRE_JOB, key, end, result_ttl=0, failure_ttl=FAILURE_TTL,
+                     retry=rq.Retry(max=3, interval=RERUN_INTERVALS), pipeline=pipe)  # fmt: skip
 
 
 def expire_restriction(key: str, end: float) -> str:

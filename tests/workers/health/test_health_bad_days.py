@@ -10,6 +10,9 @@ import sys
 import time
 
 import pytest
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
 
 from tests.workers.alerting import drive, drive_for
 from webhook.health_payload import normalize
@@ -17,6 +20,7 @@ from workers import drain
 from workers.health import tracker
 from workers.inbox import intake
 from workers.outcomes import ledger
+from workers.queues import ALERTS, get_queue
 
 WABA = "102290129340398"
 T0 = 1_796_000_000
@@ -123,6 +127,50 @@ class TestKilledDrainJob:
                           "phone_number_quality_update/FLAGGED": 1,
                           "account_update/VERIFIED_ACCOUNT": 1}  # fmt: skip
         assert [problem["event"] for problem in tracker.open_problems(redis)] == ["FLAGGED"]
+        assert claimed(redis) == 0 and redis.llen(intake.INBOX) == 0
+
+
+class TestRestrictionExpiry:
+    """A drain job SIGKILLed right after the MULTI that opened a restriction problem: the
+    restriction still resolves when it ends."""
+
+    def test_the_restriction_expires_though_nothing_after_the_transaction_ran(
+        self, redis, receiver, env
+    ):
+        """ACCOUNT_RESTRICTION ending in 4 s; its drain process dies just after the EXEC. The
+        rerun takes it no second time, and after the end one resolved RESTRICTION_EXPIRED
+        arrives (its expiry job was written with the problem, not queued after)."""
+        end = int(time.time()) + 4
+        loaded = {
+            "event": "ACCOUNT_RESTRICTION",
+            "restriction_info": [
+                {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": end}
+            ],
+        }
+        restricted = normalize("account_update", loaded, WABA, time.time())
+        restricted |= {"event_id": "a-restricted", "timestamp": T0}
+        intake.store(redis, [restricted])
+        child = drainer(env, "after-exec")
+        output = child.communicate(timeout=60)[0].decode()
+        assert child.returncode == -9, output
+        assert [problem["event"] for problem in tracker.open_problems(redis, prune=False)] == [
+            "ACCOUNT_RESTRICTION"
+        ]
+        scheduled = ScheduledJobRegistry(queue=get_queue(redis, ALERTS))
+        assert [job.func_name for job in Job.fetch_many(scheduled.get_job_ids(), redis,
+                                                        serializer=JSONSerializer)] == [
+            tracker.EXPIRE_JOB
+        ]  # fmt: skip
+        time.sleep(1.2)  # the lease ends
+        drain.request_drain(redis)
+        drive(redis, lambda: any(alert["status"] == "resolved"
+                                 for alert in notifications(receiver)), timeout=30)  # fmt: skip
+        assert time.time() >= end
+        [resolved] = [alert for alert in notifications(receiver) if alert["status"] == "resolved"]
+        assert resolved["alerts"][0]["event"] == "RESTRICTION_EXPIRED"
+        assert tracker.open_problems(redis, prune=False) == []
+        counts = tracker.summary(redis)["events"]
+        assert counts["account_update/ACCOUNT_RESTRICTION"] == 1
         assert claimed(redis) == 0 and redis.llen(intake.INBOX) == 0
 
 
