@@ -51,7 +51,9 @@ ENTITIES = "wastatus:health:entities"
 
 OPEN = "wastatus:health:open"
 """Hash problem key (`field|aspect|entity_key`) → JSON of the open problem: its event, severity,
-since, Meta's timestamp (`at`), end (restrictions) and the alert groups it went to."""
+since, Meta's timestamp (`at`), end (restrictions) and the alert groups it went to. Not
+WATCHed (events of other entities would retry each other): every write of a problem of an
+entity also writes that entity's state hash, which is."""
 
 PENDING = "pending"
 """State field: JSON list of the ids of the entity's taken health events whose outcome is still
@@ -236,9 +238,9 @@ def take(
     aspect: str | None = None,
 ) -> str:
     """Take one health event, once: its state, count, effect, ledger outcome when it has no
-    notification (else its id among the entity's pending ones) are one MULTI, WATCHing what the
-    decision read (the entity's state, the open problems, a recovery's groups). Another worker
-    writing any of them first makes it read and decide again.
+    notification (else its id among the entity's pending ones) are one MULTI, WATCHing the
+    entity's state (every take and every removal of one of its open problems writes it) and a
+    recovery's groups. Another worker writing any of them first makes it read and decide again.
 
     Taken before: the ledger has its outcome, or its id is pending (see `PENDING`).
 
@@ -249,7 +251,7 @@ def take(
     for _ in range(WATCH_TRIES):
         with connection.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(state, OPEN)
+                pipe.watch(state)
                 pending = _pending(pipe, state)
                 # the ledger is read, not WATCHed: it only gains outcomes, and another
                 # worker's take of this event writes the state
@@ -451,6 +453,17 @@ def expire_restriction(key: str, end: float) -> str:
     return {"dropped": "nothing open"}.get(outcome, outcome)
 
 
+_PRUNE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local pending = redis.call('HGET', KEYS[2], 'pending')
+if pending then redis.call('HSET', KEYS[2], 'pending', pending) end
+return 1
+"""
+"""Forget an open problem unless a take changed it meanwhile, and touch its entity's state so
+a take that read it (WATCHing the state) reads again."""
+
+
 def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
     """The open health problems, most severe first. Those whose alert groups all closed (the
     resolve time passed, or they were silenced) are not open any more: left out, and with
@@ -468,7 +481,8 @@ def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
         alive = [gid for gid in gids if connection.exists(groups.group_hash(gid))]
         if gids and not alive:
             if prune:
-                connection.hdel(OPEN, key)
+                state = STATE_PREFIX + str(problem.get("entity_key"))
+                connection.register_script(_PRUNE)(keys=[OPEN, state], args=[key, raw])
             continue
         problem["key"] = key.decode()
         found.append(problem)
