@@ -12,8 +12,9 @@ and then, by the entry's effect:
   the open problem's group with a `resolved` notification that carries it;
 - a **benign** event is counted and only updates the state.
 
-State is bounded: at most `MAX_ENTITIES` entities (the least recently changed go first), each
-kept `STATE_SECONDS` after its last change.
+State is bounded: at most `MAX_ENTITIES` entities (the least recently changed go first, but
+not one with an event whose outcome is pending), each kept `STATE_SECONDS` after its last
+change. A taken event costs nothing here once its outcome is in the ledger (see `PENDING`).
 """
 
 from __future__ import annotations
@@ -50,14 +51,21 @@ ENTITIES = "wastatus:health:entities"
 
 OPEN = "wastatus:health:open"
 """Hash problem key (`field|aspect|entity_key`) → JSON of the open problem: its event, severity,
-since, Meta's timestamp (`at`), end (restrictions) and the alert groups it went to."""
+since, Meta's timestamp (`at`), end (restrictions) and the alert groups it went to. Not
+WATCHed (events of other entities would retry each other): every write of a problem of an
+entity also writes that entity's state hash, which is."""
 
-DONE_PREFIX = "wastatus:health:done:"
-"""`DONE_PREFIX + event_id`: exists (for `DONE_SECONDS`) once a health event was taken, set in
-the transaction that writes its state and its effect, so a rerun of its batch skips it."""
+PENDING = "pending"
+"""State field: JSON list of the ids of the entity's taken health events whose outcome is still
+to come (a problem or recovery whose notification is not delivered yet). A health event was
+taken before iff the ledger has its outcome (written in the transaction that takes it, or once
+its notification is delivered) or its id is here; so a rerun of its batch skips it, and the
+only mark it leaves is its ledger entry."""
 
-DONE_SECONDS = 9 * 86400
-"""How long a taken event is remembered: the 8-day dedup window plus a day, as the ledger."""
+PENDING_MAX = 1000
+"""Pending ids kept per entity, newest last: the outcome of the oldest of more than this many
+undelivered alerts of one entity is no longer waited for (a rerun of its batch would take it
+again)."""
 
 WATCH_TRIES = 200
 """Times an event's transaction is tried again when another worker changed what it read."""
@@ -177,10 +185,13 @@ def _at_field(event: Mapping) -> str:
 
 
 def _trim(connection: redis.Redis) -> None:
-    """Forget the least recently changed entities beyond MAX_ENTITIES."""
+    """Forget the least recently changed entities beyond MAX_ENTITIES, but none with a pending
+    event: its state is how a rerun knows that event was taken."""
     excess = connection.zcard(ENTITIES) - MAX_ENTITIES
     if excess > 0:
-        oldest = [raw.decode() for raw in connection.zrange(ENTITIES, 0, excess - 1)]
+        oldest = [raw.decode() for raw in connection.zrange(ENTITIES, 0, excess - 1)
+                  if not _pending(connection, STATE_PREFIX + raw.decode())]  # fmt: skip
+    if excess > 0 and oldest:
         with connection.pipeline(transaction=True) as pipe:
             pipe.delete(*(STATE_PREFIX + name for name in oldest))
             pipe.zrem(ENTITIES, *oldest)
@@ -227,23 +238,34 @@ def take(
     aspect: str | None = None,
 ) -> str:
     """Take one health event, once: its state, count, effect, ledger outcome when it has no
-    notification, and its mark as done are one MULTI, WATCHing what the decision read (the
-    mark, the entity's state, the open problems, a recovery's groups). Another worker writing
-    any of them first makes it read and decide again.
+    notification (else its id among the entity's pending ones) are one MULTI, WATCHing the
+    entity's state (every take and every removal of one of its open problems writes it) and a
+    recovery's groups. Another worker writing any of them first makes it read and decide again.
+
+    Taken before: the ledger has its outcome, or its id is pending (see `PENDING`).
 
     Returns "done" (taken before), "stale" (older than the last event of its aspect),
     "submitted" (a problem, to its alert groups), "resolved", or "dropped"."""
-    done = DONE_PREFIX + raw["event_id"]
+    event_id = raw["event_id"]
+    state = STATE_PREFIX + entity_key(raw)
     for _ in range(WATCH_TRIES):
         with connection.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(done, STATE_PREFIX + entity_key(raw), OPEN)
-                if pipe.exists(done):
+                pipe.watch(state)
+                pending = _pending(pipe, state)
+                # the ledger is read, not WATCHed: it only gains outcomes, and another
+                # worker's take of this event writes the state
+                ended = ledger.outcomes_of(connection, [event_id, *pending], now)
+                if event_id in pending or ended[event_id] is not None:
                     return "done"
                 plan = _decide(pipe, raw, rules, aspect)
                 pipe.multi()
                 finish = _stage(connection, pipe, plan, settings, now)
-                pipe.set(done, "1", ex=DONE_SECONDS)
+                still = [name for name in pending if ended[name] is None]
+                if plan["outcome"] in ("submitted", "resolved"):
+                    still.append(event_id)
+                pipe.hset(state, PENDING, json.dumps(still[-PENDING_MAX:]))
+                pipe.expire(state, STATE_SECONDS)
                 replies = pipe.execute()
             except redis.WatchError:
                 time.sleep(random.uniform(0.001, 0.01))
@@ -254,8 +276,18 @@ def take(
         if outcome == "resolved":
             RESOLVED.labels(event.get("field") or "other").inc()
         return outcome
-    raise RuntimeError(f"health event {raw['event_id']}: its entity changed {WATCH_TRIES} "
+    raise RuntimeError(f"health event {event_id}: its entity changed {WATCH_TRIES} "
                        "times while it was taken")  # fmt: skip
+
+
+def _pending(connection: redis.Redis, state: str) -> list[str]:
+    """The entity's pending event ids (see `PENDING`)."""
+    raw = connection.hget(state, PENDING)
+    try:
+        found = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return [name for name in found if isinstance(name, str)] if isinstance(found, list) else []
 
 
 def _decide(
@@ -336,6 +368,8 @@ def _stage(
             "gids": sorted(set(known.get("gids", [])) | set(gids)),
         }
         pipe.hset(OPEN, key, json.dumps(record))
+        if event["ends"] is not None:
+            _stage_expiry(connection, pipe, key, event["ends"])
         outcome = "submitted"
     elif effect == "recovery" and plan["problem"] is not None:
         if plan.get("brief"):
@@ -347,12 +381,11 @@ def _stage(
             outcome = "resolved"
     if outcome == "dropped":  # no notification will record its end: record it now
         ledger.record(pipe, "dropped", [event["event_id"]], now)
+    plan["outcome"] = outcome
 
     def finish(replies: list) -> str:
         for then in finishers:
             then(replies)
-        if outcome == "submitted" and event["ends"] is not None:
-            _schedule_expiry(connection, key, event["ends"], now)
         return "stale" if effect == "stale" else outcome
 
     return finish
@@ -379,16 +412,15 @@ def _lowered(known: Mapping, event: Mapping) -> bool:
     return False
 
 
-def _schedule_expiry(connection: redis.Redis, key: str, end: float, now: float) -> None:
-    """Check the restriction again once it ends (a whole second later: RQ's scheduler)."""
+def _stage_expiry(
+    connection: redis.Redis, pipe: redis.client.Pipeline, key: str, end: float
+) -> None:
+    """Queue into the MULTI `pipe` the job that checks the restriction again once it ends (a
+    whole second later: RQ's scheduler), so the problem and its expiry are written together."""
     queue = get_queue(connection, ALERTS)
-    options = {"result_ttl": 0, "failure_ttl": FAILURE_TTL,
-               "retry": rq.Retry(max=3, interval=RERUN_INTERVALS)}  # fmt: skip
-    if end <= now:
-        queue.enqueue(EXPIRE_JOB, key, end, **options)
-    else:
-        at = dt.datetime.fromtimestamp(int(end) + 1, dt.UTC)
-        queue.enqueue_at(at, EXPIRE_JOB, key, end, **options)
+    at = dt.datetime.fromtimestamp(int(end) + 1, dt.UTC)  # past: at the scheduler's next tick
+    queue.enqueue_at(at, EXPIRE_JOB, key, end, result_ttl=0, failure_ttl=FAILURE_TTL,
+                     retry=rq.Retry(max=3, interval=RERUN_INTERVALS), pipeline=pipe)  # fmt: skip
 
 
 def expire_restriction(key: str, end: float) -> str:
@@ -421,6 +453,17 @@ def expire_restriction(key: str, end: float) -> str:
     return {"dropped": "nothing open"}.get(outcome, outcome)
 
 
+_PRUNE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local pending = redis.call('HGET', KEYS[2], 'pending')
+if pending then redis.call('HSET', KEYS[2], 'pending', pending) end
+return 1
+"""
+"""Forget an open problem unless a take changed it meanwhile, and touch its entity's state so
+a take that read it (WATCHing the state) reads again."""
+
+
 def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
     """The open health problems, most severe first. Those whose alert groups all closed (the
     resolve time passed, or they were silenced) are not open any more: left out, and with
@@ -438,7 +481,8 @@ def open_problems(connection: redis.Redis, prune: bool = True) -> list[dict]:
         alive = [gid for gid in gids if connection.exists(groups.group_hash(gid))]
         if gids and not alive:
             if prune:
-                connection.hdel(OPEN, key)
+                state = STATE_PREFIX + str(problem.get("entity_key"))
+                connection.register_script(_PRUNE)(keys=[OPEN, state], args=[key, raw])
             continue
         problem["key"] = key.decode()
         found.append(problem)
@@ -458,6 +502,7 @@ def entities(connection: redis.Redis, limit: int = 1000) -> list[dict]:
         entity = state.pop("entity", {}) or {}
         updated = state.pop("updated_at", None)
         waba = state.pop("waba_id", None)
+        state.pop(PENDING, None)
         events = {name.removeprefix("event:"): state.pop(name) for name in list(state)
                   if name.startswith("event:")}  # fmt: skip
         found.append({"key": key, "entity": entity, "waba_id": waba, "state": state,

@@ -7,7 +7,9 @@ point it SIGKILLs itself there, as a crash of the machine would:
 
 - `after-process`: `tracker.process` returned (states, groups, a recovery's close written) and
   the drain job's final MULTI has not run;
-- `after-take-N`: the N-th health event of the run was taken, the rest of its batch not.
+- `after-take-N`: the N-th health event of the run was taken, the rest of its batch not;
+- `after-exec`: the first health event's MULTI was executed, and nothing that follows it
+  (queuing its alert group's flush) ran.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def arm(point: str) -> None:
             return outcome
 
         tracker.take = take_then_die
+    elif point == "after-exec":
+        stage = tracker._stage
+
+        def stage_then_die(*args, **kwargs):
+            stage(*args, **kwargs)
+            return lambda replies: _die()  # what `take` calls once EXEC returned
+
+        tracker._stage = stage_then_die
     elif point:
         raise SystemExit(f"unknown kill point {point!r}")
 

@@ -8,15 +8,24 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
+import redis as redis_lib
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
 
 from tests.workers.alerting import drive, drive_for
 from webhook.health_payload import normalize
 from workers import drain
+from workers.alerting import groups
 from workers.health import tracker
 from workers.inbox import intake
 from workers.outcomes import ledger
+from workers.queues import ALERTS, get_queue
+from workers.routing.rules import load_rules
+from workers.settings import read
 
 WABA = "102290129340398"
 T0 = 1_796_000_000
@@ -126,6 +135,50 @@ class TestKilledDrainJob:
         assert claimed(redis) == 0 and redis.llen(intake.INBOX) == 0
 
 
+class TestRestrictionExpiry:
+    """A drain job SIGKILLed right after the MULTI that opened a restriction problem: the
+    restriction still resolves when it ends."""
+
+    def test_the_restriction_expires_though_nothing_after_the_transaction_ran(
+        self, redis, receiver, env
+    ):
+        """ACCOUNT_RESTRICTION ending in 4 s; its drain process dies just after the EXEC. The
+        rerun takes it no second time, and after the end one resolved RESTRICTION_EXPIRED
+        arrives (its expiry job was written with the problem, not queued after)."""
+        end = int(time.time()) + 4
+        loaded = {
+            "event": "ACCOUNT_RESTRICTION",
+            "restriction_info": [
+                {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": end}
+            ],
+        }
+        restricted = normalize("account_update", loaded, WABA, time.time())
+        restricted |= {"event_id": "a-restricted", "timestamp": T0}
+        intake.store(redis, [restricted])
+        child = drainer(env, "after-exec")
+        output = child.communicate(timeout=60)[0].decode()
+        assert child.returncode == -9, output
+        assert [problem["event"] for problem in tracker.open_problems(redis, prune=False)] == [
+            "ACCOUNT_RESTRICTION"
+        ]
+        scheduled = ScheduledJobRegistry(queue=get_queue(redis, ALERTS))
+        assert [job.func_name for job in Job.fetch_many(scheduled.get_job_ids(), redis,
+                                                        serializer=JSONSerializer)] == [
+            tracker.EXPIRE_JOB
+        ]  # fmt: skip
+        time.sleep(1.2)  # the lease ends
+        drain.request_drain(redis)
+        drive(redis, lambda: any(alert["status"] == "resolved"
+                                 for alert in notifications(receiver)), timeout=30)  # fmt: skip
+        assert time.time() >= end
+        [resolved] = [alert for alert in notifications(receiver) if alert["status"] == "resolved"]
+        assert resolved["alerts"][0]["event"] == "RESTRICTION_EXPIRED"
+        assert tracker.open_problems(redis, prune=False) == []
+        counts = tracker.summary(redis)["events"]
+        assert counts["account_update/ACCOUNT_RESTRICTION"] == 1
+        assert claimed(redis) == 0 and redis.llen(intake.INBOX) == 0
+
+
 class TestRecoveryBeforeFiring:
     """A recovery that comes before its problem was notified: one notification says both."""
 
@@ -201,3 +254,114 @@ class TestConcurrentWorkers:
         assert len(carried) == len(set(carried))
         alerted = {key for key, value in ended(redis, events).items() if value == "alerted"}
         assert alerted == set(carried)
+
+    def test_four_drainers_on_40_templates_end_each_in_its_latest_state(self, redis, receiver, env):
+        """400 PAUSED/REINSTATED changes of 40 templates, shuffled, in batches of 5 taken by
+        four processes started together (the events of different templates no longer retry
+        each other): each template keeps its latest change, a problem is open for exactly the
+        paused ones, each event is counted once, ends once and is in at most one notification."""
+        rng = random.Random(40)
+        events = [template(str(100 + n % 40), rng.choice(["PAUSED", "REINSTATED"]), T0 + n)
+                  for n in range(400)]  # fmt: skip
+        rng.shuffle(events)
+        intake.store(redis, events)
+        five = {**env, "WASTATUS_DRAIN_BATCH": "5"}
+        children = [drainer(five, "--together", "4") for _ in range(4)]
+        for child in children:
+            output = child.communicate(timeout=180)[0].decode()
+            assert child.returncode == 0, output
+        latest: dict[str, dict] = {}
+        for event in events:
+            key = tracker.entity_key(event)
+            if key not in latest or event["timestamp"] > latest[key]["timestamp"]:
+                latest[key] = event
+        kept = {item["key"]: item["state"]["status"] for item in tracker.entities(redis)}
+        assert kept == {key: event["event"] for key, event in latest.items()}
+        paused = {key for key, event in latest.items() if event["event"] == "PAUSED"}
+        problems = tracker.open_problems(redis, prune=False)
+        assert sorted(problem["entity_key"] for problem in problems) == sorted(paused)
+        assert sum(tracker.summary(redis)["events"].values()) == len(events)
+        settle(redis, events, 0, receiver)
+        assert ledger.summary(redis)["conflicts"] == 0
+        carried = [item["event_id"] for alert in notifications(receiver)
+                   for item in alert["alerts"]]  # fmt: skip
+        assert len(carried) == len(set(carried))
+        alerted = {key for key, value in ended(redis, events).items() if value == "alerted"}
+        assert alerted == set(carried)
+
+
+def race(redis, monkeypatch, event: dict, interloper, now: float) -> tuple[str, int]:
+    """Take `event` with `interloper()` run (on its own connection) between the take's reads
+    and its EXEC, the first time only: (its outcome, how many times it decided)."""
+    decide, stage, decisions = tracker._decide, tracker._stage, []
+
+    def counted(pipe, raw, *args, **kwargs):
+        if raw["event_id"] == event["event_id"]:  # not the interloper's own takes
+            decisions.append(1)
+        return decide(pipe, raw, *args, **kwargs)
+
+    def stage_after_interloper(connection, pipe, plan, *args, **kwargs):
+        if plan["event"]["event_id"] == event["event_id"] and len(decisions) == 1:
+            interloper()
+        return stage(connection, pipe, plan, *args, **kwargs)
+
+    monkeypatch.setattr(tracker, "_decide", counted)
+    monkeypatch.setattr(tracker, "_stage", stage_after_interloper)
+    outcome = tracker.take(redis, event, RULES, SETTINGS, now)
+    return outcome, len(decisions)
+
+
+def elsewhere(redis_url: str, work) -> Callable[[], None]:
+    """`work(connection)` on a connection of its own, as another worker would."""
+
+    def run() -> None:
+        other = redis_lib.Redis.from_url(redis_url)
+        try:
+            work(other)
+        finally:
+            other.close()
+
+    return run
+
+
+SETTINGS = read({})
+RULES = load_rules(None, SETTINGS)
+
+
+class TestWatchedKeys:
+    """A take decides again when its own entity changed under it, not when another did."""
+
+    def test_another_entitys_problem_does_not_make_it_decide_again(
+        self, redis, redis_url, monkeypatch
+    ):
+        """Template 6 opens a problem (writing the open problems) meanwhile: one decision."""
+        other = elsewhere(redis_url, lambda connection: tracker.process(
+            connection, [template("6", "PAUSED", T0)], RULES, SETTINGS))  # fmt: skip
+        paused = template("5", "PAUSED", T0)
+        assert race(redis, monkeypatch, paused, other, time.time()) == ("submitted", 1)
+        assert len(tracker.open_problems(redis, prune=False)) == 2
+
+    def test_the_same_entitys_take_makes_it_decide_again(self, redis, redis_url, monkeypatch):
+        """Template 5's later REINSTATED is taken by another worker meanwhile: two decisions,
+        and the PAUSED is stale: nothing open."""
+        other = elsewhere(redis_url, lambda connection: tracker.process(
+            connection, [template("5", "REINSTATED", T0 + 10)], RULES, SETTINGS))  # fmt: skip
+        paused = template("5", "PAUSED", T0)
+        assert race(redis, monkeypatch, paused, other, time.time()) == ("stale", 2)
+        assert tracker.open_problems(redis, prune=False) == []
+
+    def test_pruning_its_entitys_problem_makes_it_decide_again(self, redis, redis_url, monkeypatch):
+        """Template 5's open problem lost its alert group; `open_problems` prunes it meanwhile:
+        two decisions, and the new PAUSED opens a problem of its own (since now, not since the
+        pruned one)."""
+        before = time.time() - 60
+        tracker.take(redis, template("5", "PAUSED", T0), RULES, SETTINGS, before)
+        [problem] = tracker.open_problems(redis, prune=False)
+        for gid in problem["gids"]:
+            redis.delete(groups.group_hash(gid))  # its group closed
+        prune = elsewhere(redis_url, lambda connection: tracker.open_problems(connection))
+        now = time.time()
+        again = template("5", "PAUSED", T0 + 10)
+        assert race(redis, monkeypatch, again, prune, now) == ("submitted", 2)
+        [problem] = tracker.open_problems(redis, prune=False)
+        assert problem["since"] == now
