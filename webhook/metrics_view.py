@@ -57,7 +57,17 @@ def local_families() -> list[Metric]:
     web = {mark.name.removeprefix(WEB_MARK_PREFIX) for mark in marks}
     if web:
         files = [f for f in files if f.stem.rpartition("_")[2] in web]
+    # a process that just started may have created its file but not sized it yet: an empty
+    # file holds no values, and prometheus_client fails on it (a 500 for the scrape)
+    files = [f for f in files if _sized(f)]
     return list(MultiProcessCollector.merge([str(f) for f in files], accumulate=True))
+
+
+def _sized(file: Path) -> bool:
+    try:
+        return file.stat().st_size >= 8  # prometheus_client's header: bytes used, padding
+    except FileNotFoundError:  # its process ended and removed it
+        return False
 
 
 def _queue_depths(connection: redis.Redis) -> GaugeMetricFamily:

@@ -275,6 +275,23 @@ class TestMultiprocess:
         finally:
             server.stop()
 
+    def test_a_file_not_yet_sized_does_not_fail_the_scrape(self, serve_env, tmp_path):
+        """A worker's metrics file caught between its creation and its sizing (empty) is
+        skipped: the scrape still answers 200 with the other counts (it was a 500)."""
+        metrics_dir = tmp_path / "prom"
+        metrics_dir.mkdir()
+        serve_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        server = Server(serve_env)
+        try:
+            assert server.status(cloud_status("sent")) == 200
+            # a worker being born: marked as the server's, its file opened and still empty
+            (metrics_dir / "web_999999").touch()
+            (metrics_dir / "counter_999999.db").touch()
+            scrape = server.scrape()
+            assert scrape.value("wastatus_webhook_requests_total", outcome="accepted") == 1
+        finally:
+            server.stop()
+
     def test_files_of_an_earlier_run_are_removed_at_start(self, serve_env, tmp_path):
         """Counts left in the directory by a run before (a crash, a restart) do not count."""
         metrics_dir = tmp_path / "prom"
