@@ -46,7 +46,7 @@ CHUNK = 2000
 that long would hold Redis up for tens of milliseconds."""
 
 _MARK = """
-local days, cap, at, counted = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], {}
+local days, cap, ttl, counted = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], {}
 for i = 4, #ARGV, 3 do
   local base, name, bit = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
   local key, have = KEYS[base], 0
@@ -61,7 +61,7 @@ for i = 4, #ARGV, 3 do
     counted[#counted + 1] = (i - 1) / 3
   end
 end
-for i = 1, #KEYS, days do redis.call('EXPIREAT', KEYS[i], at) end
+for i = 1, #KEYS, days do redis.call('EXPIRE', KEYS[i], ttl) end
 return counted
 """
 
@@ -90,12 +90,13 @@ def mark(
     if not chosen:
         return None
     days = _days(now, window)
-    expire_at = (days[0] + 1) * DAY + math.ceil(window)
+    # relative to the web process's clock, which named the day, not to Redis' clock
+    ttl = max(1, math.ceil((days[0] + 1) * DAY + window - now))
     script = pipe.register_script(_MARK)
     chunks = [chosen[at : at + CHUNK] for at in range(0, len(chosen), CHUNK)]
     for chunk in chunks:
         keys: dict[str, int] = {}
-        args: list = [len(days), SHARD_MAX, expire_at]
+        args: list = [len(days), SHARD_MAX, ttl]
         for item in chunk:
             found = digest(item[1])
             at = shard(found, SHARDS)
