@@ -39,7 +39,7 @@ SHARDS = 2048
 """Shards a day: 2048 × 512 marks (a million messages a day), about 11 MB a day."""
 
 BIT = {"sent": 1, "failed": 2}
-BOTH = 3
+"""A mark's value: the bits of what its message reported; 3 is both, counted."""
 
 CHUNK = 2000
 """Statuses one script call marks: a flush after an outage may hold 100,000, and one script
