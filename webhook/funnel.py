@@ -65,7 +65,8 @@ class Tally:
         self._connect = connect
         self._counts: Counter = Counter()
         self._progressed: list[str] = []
-        self._ended: list[tuple] = []
+        self._ended: list[tuple[int, list[tuple]]] = []  # (minute, a request's `ended`)
+        self._ended_size = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,8 +94,9 @@ class Tally:
                 counts[(minute, *key)] += count
             if progressed and len(self._progressed) < PENDING_MAX:
                 self._progressed.extend(progressed)
-            if ended and len(self._ended) < PENDING_MAX:
-                self._ended.extend((minute, *item) for item in ended)
+            if ended and self._ended_size < PENDING_MAX:  # the list, not a copy: no work here
+                self._ended.append((minute, ended))
+                self._ended_size += len(ended)
             if self._thread is None or self._pid != os.getpid():
                 self._start()
 
@@ -127,7 +129,7 @@ class Tally:
         with self._lock:
             counts, self._counts = self._counts, Counter()
             progressed, self._progressed = self._progressed, []
-            ended, self._ended = self._ended, []
+            ended, self._ended, self._ended_size = self._ended, [], 0
         if not counts and not progressed and not ended:
             return True
         settings = self.settings
@@ -136,7 +138,12 @@ class Tally:
             with connection.pipeline(transaction=False) as pipe:
                 funnels.write(pipe, counts, settings.funnel_retention, settings.funnel_max_trackers)
                 lookup = late.look_up(pipe, progressed)
-                marking = marks.mark(pipe, ended, settings.funnel_alert_window, time.time())
+                marking = marks.mark(
+                    pipe,
+                    [(minute, *item) for minute, items in ended for item in items],
+                    settings.funnel_alert_window,
+                    time.time(),
+                )
                 replies = pipe.execute()
         except Exception as error:  # a flush must never kill the thread
             self._failed(error)
@@ -173,8 +180,10 @@ class Tally:
         with self._lock:
             if len(self._progressed) + len(progressed) <= PENDING_MAX:
                 self._progressed[:0] = progressed
-            if ended and len(self._ended) + len(ended) <= PENDING_MAX:
+            size = sum(len(items) for _minute, items in ended)
+            if ended and self._ended_size + size <= PENDING_MAX:
                 self._ended[:0] = ended
+                self._ended_size += size
             counts.update(self._counts)
             if len(counts) > PENDING_MAX:
                 oldest = sorted(counts, key=lambda key: key[0])[: len(counts) - PENDING_MAX]
@@ -211,6 +220,7 @@ def stop_all() -> None:
         tally._stop.set()
         with tally._lock:
             tally._counts, tally._progressed, tally._ended = Counter(), [], []
+            tally._ended_size = 0
 
 
 def flush_all() -> None:
