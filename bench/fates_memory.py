@@ -4,7 +4,9 @@
   bytes per message still only `sent`, on top of its timeline record;
 - the late-delivered record (`workers.fates.late`, for everyone): bytes per alerted failure,
   at several failures a day (its shards' fixed cost is spread over fewer failures on a
-  quiet day).
+  quiet day);
+- the sent/failed marks (`workers.fates.marks`, with tracking off): bytes per message marked,
+  at several messages a day, each marked by its `sent` and a tenth of them by a `failed` too.
 
     .venv/bin/python -m bench.fates_memory [--messages 100000] [--json]
 
@@ -24,11 +26,13 @@ import redis
 
 from bench.timeline_memory import wamid
 from webhook.cli.redis_server import RedisServer
-from workers.fates import late
+from workers.fates import late, marks
 from workers.outcomes import timelines
 
 BATCH = 100
 FAILURES = (1_000, 10_000, 32_768, 100_000, 262_144)
+MARKED = (10_000, 100_000, 1_000_000, 1_500_000)
+"""Messages a day marked (the last past the per-day bound)."""
 GROUPS = 20
 """Alert groups the failures of a day fall in (a day's group numbers are shared)."""
 
@@ -71,6 +75,31 @@ def late_record(connection: redis.Redis, failures: int) -> dict:
     }
 
 
+def sent_marks(connection: redis.Redis, messages: int) -> dict:
+    connection.flushdb()
+    now = time.time()
+    minute = int(now // 60)
+    for start in range(0, messages, 10_000):
+        ended = [(minute, wamid(serial), "sent", None, "106540352242922", "spring-sale", "-")
+                 for serial in range(start, min(messages, start + 10_000))]  # fmt: skip
+        ended += [(minute, item[1], "failed", 131049, *item[4:]) for item in ended[::10]]
+        with connection.pipeline(transaction=False) as pipe:
+            marking = marks.mark(pipe, ended, 3600.0, now)
+            replies = pipe.execute()
+    keys = list(connection.scan_iter(match=marks.PREFIX + "*", count=1000))
+    usage = sum(connection.memory_usage(key, samples=0) or 0 for key in keys)
+    kept = sum(connection.hlen(key) for key in keys)
+    encodings = sorted({connection.object("encoding", key).decode() for key in keys})
+    return {
+        "messages": messages,
+        "marked": kept,
+        "counted_last_batch": sum(marks.counted(marking, replies).values()),
+        "keys": len(keys),
+        "encodings": encodings,
+        "bytes_per_message": round(usage / min(messages, kept or 1), 1),
+    }
+
+
 def measure(messages: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         server = RedisServer(Path(folder)).start()
@@ -79,6 +108,7 @@ def measure(messages: int) -> dict:
             version = connection.info("server")["redis_version"]
             found = {"redis_version": version, "stuck_index": stuck_index(connection, messages)}
             found["late_record"] = [late_record(connection, count) for count in FAILURES]
+            found["sent_marks"] = [sent_marks(connection, count) for count in MARKED]
         finally:
             server.stop()
     return found
@@ -100,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in found["late_record"]:
         print(f"late record: {row['bytes_per_failure']:6} bytes an alerted failure at "
               f"{row['failures']:>7} a day ({row['remembered']} kept, {row['keys']} keys, "
+              f"{'/'.join(row['encodings'])})")  # fmt: skip
+    for row in found["sent_marks"]:
+        print(f"sent marks:  {row['bytes_per_message']:6} bytes a marked message at "
+              f"{row['messages']:>7} a day ({row['marked']} marked, {row['keys']} keys, "
               f"{'/'.join(row['encodings'])})")  # fmt: skip
     return 0
 

@@ -8,6 +8,10 @@ exit (SIGTERM under gunicorn or granian, or the end of a test) the tally is flus
 so a restart loses nothing; a crash (SIGKILL, OOM) loses at most the last flush interval's
 counts of that process. While Redis is down the tally is kept and flushed once it answers, up
 to `PENDING_MAX` entries (then the oldest counts are dropped and counted in a metric).
+
+With message tracking off, the same flush marks the sent and failed statuses it counts
+(`workers.fates.marks`), so that a message that reported both counts once as a message
+(`sent_failed`) for everyone; the request path only appends them to a list.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from multiprocessing import util as multiprocessing_util
 import redis
 from prometheus_client import Counter as PromCounter
 
-from workers.fates import late
+from workers.fates import late, marks
 from workers.outcomes import funnels, timelines
 from workers.settings import Settings
 
@@ -61,6 +65,8 @@ class Tally:
         self._connect = connect
         self._counts: Counter = Counter()
         self._progressed: list[str] = []
+        self._ended: list[tuple[int, list[tuple]]] = []  # (minute, a request's `ended`)
+        self._ended_size = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,10 +74,17 @@ class Tally:
         self._warned = -WARN_EVERY
         _live.add(self)
 
-    def add(self, fates: Mapping[tuple, int], when: float, progressed: list[str] = ()) -> None:
+    def add(
+        self,
+        fates: Mapping[tuple, int],
+        when: float,
+        progressed: list[str] = (),
+        ended: list[tuple] = (),
+    ) -> None:
         """Count one request's statuses (`Reading.fates`) in the minute of `when`; keep the
         wamids that reported delivered, read or played (`Reading.progressed`) for the check
-        against failures already alerted (`workers.fates.late`)."""
+        against failures already alerted (`workers.fates.late`), and the sent and failed
+        statuses (`Reading.ended`) to mark (`workers.fates.marks`)."""
         if not fates:
             return
         minute = int(when // 60)
@@ -81,6 +94,9 @@ class Tally:
                 counts[(minute, *key)] += count
             if progressed and len(self._progressed) < PENDING_MAX:
                 self._progressed.extend(progressed)
+            if ended and self._ended_size < PENDING_MAX:  # the list, not a copy: no work here
+                self._ended.append((minute, ended))
+                self._ended_size += len(ended)
             if self._thread is None or self._pid != os.getpid():
                 self._start()
 
@@ -95,7 +111,7 @@ class Tally:
     def _run(self) -> None:
         idle = 0
         while not self._stop.wait(self.settings.funnel_flush):
-            if self.pending() or self._progressed:
+            if self.pending() or self._progressed or self._ended:
                 idle = 0
                 self.flush()
                 continue
@@ -106,13 +122,15 @@ class Tally:
                     return
 
     def flush(self) -> bool:
-        """Store the counts gathered so far, and check the wamids that progressed, in one
-        round trip (a second one counts those alerted as failed); on a Redis error keep
-        what was not stored for the next flush."""
+        """Store the counts gathered so far, check the wamids that progressed and mark those
+        sent or failed, in one round trip (a second one counts the messages that now reported
+        both, and those alerted as failed that progressed); on a Redis error keep what was not
+        stored for the next flush."""
         with self._lock:
             counts, self._counts = self._counts, Counter()
             progressed, self._progressed = self._progressed, []
-        if not counts and not progressed:
+            ended, self._ended, self._ended_size = self._ended, [], 0
+        if not counts and not progressed and not ended:
             return True
         settings = self.settings
         try:
@@ -120,17 +138,34 @@ class Tally:
             with connection.pipeline(transaction=False) as pipe:
                 funnels.write(pipe, counts, settings.funnel_retention, settings.funnel_max_trackers)
                 lookup = late.look_up(pipe, progressed)
+                marking = marks.mark(
+                    pipe,
+                    [(minute, *item) for minute, items in ended for item in items],
+                    settings.funnel_alert_window,
+                    time.time(),
+                )
                 replies = pipe.execute()
         except Exception as error:  # a flush must never kill the thread
             self._failed(error)
-            self._keep(counts, progressed)
+            self._keep(counts, progressed, ended)
             return False
-        try:  # a second round trip only when a message alerted as failed progressed
+        # the marks are set: from here on a message that reported both is a count to store
+        both = marks.counted(marking, replies[-len(marking.chunks) :]) if marking else Counter()
+        if marking is not None:
+            replies = replies[: -len(marking.chunks)]
+        try:  # a second round trip only when a message reported both, or one alerted progressed
+            if both:
+                with connection.pipeline(transaction=False) as pipe:
+                    funnels.write(
+                        pipe, both, settings.funnel_retention, settings.funnel_max_trackers
+                    )
+                    pipe.execute()
+                both = Counter()
             if lookup is not None:
                 late.mark(connection, lookup, replies[-len(lookup.chunks) :])
-        except Exception as error:  # the counts are stored: keep only what is left to mark
+        except Exception as error:  # the counts are stored: keep only what is left
             self._failed(error)
-            self._keep(Counter(), progressed)
+            self._keep(both, progressed)
             return False
         FLUSHES.labels("stored").inc()
         return True
@@ -141,10 +176,14 @@ class Tally:
             self._warned = time.monotonic()
             logger.warning("funnel.flush_failed: %s", error)
 
-    def _keep(self, counts: Counter, progressed: list[str]) -> None:
+    def _keep(self, counts: Counter, progressed: list[str], ended: list[tuple] = ()) -> None:
         with self._lock:
             if len(self._progressed) + len(progressed) <= PENDING_MAX:
                 self._progressed[:0] = progressed
+            size = sum(len(items) for _minute, items in ended)
+            if ended and self._ended_size + size <= PENDING_MAX:
+                self._ended[:0] = ended
+                self._ended_size += size
             counts.update(self._counts)
             if len(counts) > PENDING_MAX:
                 oldest = sorted(counts, key=lambda key: key[0])[: len(counts) - PENDING_MAX]
@@ -180,7 +219,8 @@ def stop_all() -> None:
     for tally in list(_live):
         tally._stop.set()
         with tally._lock:
-            tally._counts, tally._progressed = Counter(), []
+            tally._counts, tally._progressed, tally._ended = Counter(), [], []
+            tally._ended_size = 0
 
 
 def flush_all() -> None:

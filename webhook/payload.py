@@ -23,6 +23,8 @@ ON_PREMISES = "on_premises"
 ON_PREMISES_KEYS = ("statuses", "errors", "messages", "contacts")
 METADATA_KEYS = ("display_phone_number", "phone_number_id")
 PROGRESSED = frozenset({"delivered", "read", "played"})
+ENDED = frozenset({"sent", "failed"})
+"""The statuses a funnel's messages are counted by (`Reading.ended`)."""
 MAX_PROBLEMS = 50  # enough to fix a payload by; a broken batch of 1000 need not list all
 
 KNOWN_FIELDS = frozenset({
@@ -58,6 +60,10 @@ class Reading:
     progressed: list[str] = field(default_factory=list)
     """The wamids that reported delivered, read or played: checked against the failures
     already alerted (`workers.fates.late`), in the background flush."""
+    ended: list[tuple] = field(default_factory=list)
+    """With message tracking off, each sent or failed status as (wamid, *its fates key): the
+    background flush marks them so that a message that reported both counts once
+    (`workers.fates.marks`)."""
     tracked: list[tuple] | None = None
     """With message tracking on, each status as (wamid, Meta's timestamp, *its fates key),
     for `workers.outcomes.timelines.record`."""
@@ -203,6 +209,8 @@ def _read_items(
                 reading.progressed.append(raw["id"])
             if reading.tracked is not None:
                 reading.tracked.append((raw["id"], _seconds(raw["timestamp"]), *fate))
+            elif fate[0] in ENDED:
+                reading.ended.append((raw["id"], *fate))
             continue
         status = schemas.plain_failed_status(raw) or _load(
             schemas.STATUS, raw, f"{prefix}statuses[{k}]", reading
@@ -218,6 +226,8 @@ def _read_items(
             reading.progressed.append(status["id"])
         if reading.tracked is not None:
             reading.tracked.append((status["id"], status["timestamp"], *fate))
+        elif fate[0] in ENDED:
+            reading.ended.append((status["id"], *fate))
         if status["status"] == "failed":
             reading.events.append(_event(context, received_at, "status", status))
     for k, raw in enumerate(_list(container, "errors", prefix, reading)):

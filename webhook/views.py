@@ -115,7 +115,7 @@ def receive():
         counters.FIELDS_IGNORED.labels(field=name).inc(count)
     if not reading.events and not reading.problems and not reading.tracked:
         # funnel counts are flushed in the background: still no Redis round trip here
-        state.funnel.add(reading.fates, received_at, reading.progressed)
+        state.funnel.add(reading.fates, received_at, reading.progressed, reading.ended)
         _outcome(log, "accepted", started)  # statuses that did not fail need no Redis round trip
         return _json_reply(NOTHING_TO_STORE)
 
@@ -135,7 +135,7 @@ def receive():
     except (redis.RedisError, state.not_configured) as error:
         current_app.logger.warning("webhook.unavailable: %s", error)
         if recorded is not None:  # the timelines hold its statuses: Meta's resend skips them
-            state.funnel.add(reading.fates, received_at, reading.progressed)
+            state.funnel.add(reading.fates, received_at, reading.progressed, reading.ended)
         _outcome(log, "unavailable", started)
         response, status = error_response("storage-unavailable")
         response.headers["Retry-After"] = "5"
@@ -144,7 +144,9 @@ def receive():
     # a body whose every failure was taken before is Meta's redelivery: its statuses counted
     redelivered = not reading.tracked and reading.events and stored.stored == 0
     if not redelivered:
-        state.funnel.add(reading.fates, received_at, reading.progressed)  # stored: not a 503
+        state.funnel.add(
+            reading.fates, received_at, reading.progressed, reading.ended
+        )  # stored: not a 503
     for result, count in (("stored", stored.stored), ("duplicate", stored.duplicates)):
         if count:
             _counter(counters.EVENTS_STORED, result).inc(count)

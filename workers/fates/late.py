@@ -3,13 +3,13 @@
 Meta does not promise the order of statuses: a `delivered` or `read` may arrive after the
 `failed` that was alerted. The drain job `remember`s which alert group each failed message
 went to, for everyone (message tracking or not), in a record small enough to keep for every
-alerted failure: the field is 6 bytes of the message id's BLAKE2b digest, the value the day's
-number of its group (`GROUPS_SUFFIX` maps numbers to group ids), in one of `SHARDS` small
-hashes per UTC day (`wastatus:fates:alerted:<day>:<shard>`, the shard from another byte of
-the digest), each held to `SHARD_MAX` entries so that Redis keeps it in its compact encoding;
-kept `ALERTED_DAYS`. About 11 to 13 bytes an alerted failure (`bench/fates_memory.py`); past
-`SHARDS` × `SHARD_MAX` failures in a day the rest are not remembered (their later news is not
-linked: a group then says less, never more).
+alerted failure (`workers.fates.shards`): the field is 6 bytes of the message id's digest,
+the value the day's number of its group (`GROUPS_SUFFIX` maps numbers to group ids), in one
+of `SHARDS` small hashes per UTC day (`wastatus:fates:alerted:<day>:<shard>`, the shard from
+another 2 bytes of the digest), each held to `SHARD_MAX` entries so that Redis keeps it in its
+compact encoding; kept `ALERTED_DAYS`. About 11 to 13 bytes an alerted failure
+(`bench/fates_memory.py`); past `SHARDS` × `SHARD_MAX` failures in a day the rest are not
+remembered (their later news is not linked: a group then says less, never more).
 
 Each web process's background flush (`webhook/funnel.py`) hands over the wamids that reported
 `delivered`, `read` or `played` since the last flush: `look_up` finds, in one read-only script
@@ -22,7 +22,6 @@ when two web processes flush the same wamid at once. The group's next notificati
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,18 +29,16 @@ from dataclasses import dataclass
 import redis
 
 from workers.alerting import groups
+from workers.fates.shards import DAY, SHARD_MAX, digest, field, shard
 
 ALERTED_PREFIX = "wastatus:fates:alerted:"
 ALERTED_DAYS = 3
 """Days a failed message's alert group is remembered: later news after that is not linked."""
 
 SHARDS = 256
-SHARD_MAX = 512
-"""Entries one shard keeps: Redis' default limit for its compact hash encoding
-(`hash-max-ziplist-entries`, `hash-max-listpack-entries` from Redis 7), so that a day
+"""Shards a day (`workers.fates.shards`: each up to `SHARD_MAX` entries), so that a day
 remembers up to 131,072 alerted failures at about 11 bytes each (1.4 MB)."""
 
-DAY = 86400
 GROUPS_SUFFIX = ":groups"
 """`ALERTED_PREFIX + <day> + GROUPS_SUFFIX`: hash of that day's group numbers, both ways
 (gid → number, number → gid, `next` → the last number given)."""
@@ -102,15 +99,6 @@ return marked
 """
 
 
-def digest(wamid: str) -> bytes:
-    """8 bytes standing for a message id: 2 choose its shard, 6 are its field."""
-    return hashlib.blake2b(wamid.encode("utf-8", "replace"), digest_size=8).digest()
-
-
-def _shard(found: bytes) -> int:
-    return int.from_bytes(found[:2], "big") % SHARDS
-
-
 def _days(now: float) -> list[int]:
     today = int(now // DAY)
     return [today - back for back in range(ALERTED_DAYS)]
@@ -118,8 +106,8 @@ def _days(now: float) -> list[int]:
 
 def _keys(found: bytes, now: float) -> list[str]:
     """The shards of a digest, today's first."""
-    shard = _shard(found)
-    return [f"{ALERTED_PREFIX}{day}:{shard}" for day in _days(now)]
+    at = shard(found, SHARDS)
+    return [f"{ALERTED_PREFIX}{day}:{at}" for day in _days(now)]
 
 
 def remember(pipe: redis.client.Pipeline, alerted: Iterable[tuple[str, str]], now: float) -> None:
@@ -132,7 +120,7 @@ def remember(pipe: redis.client.Pipeline, alerted: Iterable[tuple[str, str]], no
         found = digest(wamid)
         key = _keys(found, now)[0]
         index = keys.setdefault(key, len(keys) + 1)
-        args += [index, found[2:], gid]
+        args += [index, field(found), gid]
     if len(keys) > 1:
         pipe.register_script(_REMEMBER)(keys=list(keys), args=args, client=pipe)
 
@@ -169,7 +157,7 @@ def look_up(
             if days[0] not in keys:
                 for key in days:
                     keys[key] = len(keys) + 1
-            args += [found[2:], keys[days[0]]]
+            args += [field(found), keys[days[0]]]
         script(keys=list(keys), args=args, client=pipe)
     return Lookup(chunks)
 

@@ -3,9 +3,9 @@
 `check` (run by every worker's maintenance, under a lock so that one worker acts) reads the
 tracker funnel over `WASTATUS_FUNNEL_ALERT_WINDOW`. A tracker with at least
 `WASTATUS_FUNNEL_ALERT_MIN` messages of which `WASTATUS_FUNNEL_ALERT_RATE` percent or more
-failed opens a problem (messages: those that reported sent or failed; with message tracking
-on, one that reported both counts once, `funnels.SLOTS` `sent_failed`; without it, twice,
-which can only make the rate look lower: docs/operations.md, 6b): an event of kind `funnel`
+failed opens a problem (messages: those that reported sent or failed, one that reported both
+counted once, `funnels.SLOTS` `sent_failed`: by its timeline with message tracking on, by
+`workers.fates.marks` without; docs/operations.md, 6b): an event of kind `funnel`
 ("campaign spring-sale: 23% failed, mostly 131049"), explained from the catalog by its most
 frequent code and routed by the rules like a failure of that code, grouped per tracker. The
 problem stays open (it is not sent again) until the rate falls below the threshold, when its

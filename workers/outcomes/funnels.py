@@ -44,7 +44,8 @@ STATUSES = ("sent", "delivered", "read", "played", "deleted", "failed", "warning
 
 SLOTS = (*STATUSES, "sent_failed")
 """The counts a field packs, in order; `sent_failed` counts the messages that reported both
-sent and failed (known with message tracking on), so that a funnel counts them once."""
+sent and failed (known from their timelines with message tracking on, from
+`workers.fates.marks` without), so that a funnel counts them once."""
 
 OTHER = "(other)"
 """The value a dimension's entries beyond its cap in one bucket are counted under."""

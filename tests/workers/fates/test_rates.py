@@ -3,6 +3,8 @@ receiver through real workers: it fires once over the threshold and resolves und
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.conftest import Poster, app_env, drive
@@ -106,3 +108,73 @@ class TestEachMessageOnce:
         )
         (row,) = funnels.funnel(redis, "tracker", 3600)
         assert (row["messages"], row["failure_rate"]) == (2, 0.5)
+
+
+class TestEachMessageOnceUntracked:
+    """With tracking off (the default), the flush's marks count a message that reported both
+    sent and failed once, in either order, and once when two web apps flush its two halves."""
+
+    def _row(self, redis, tracker: str) -> dict:
+        (row,) = [
+            row for row in funnels.funnel(redis, "tracker", 3600) if row["tracker"] == tracker
+        ]
+        return row
+
+    def test_sent_then_failed_counts_once(self, redis, post, client, hook):
+        """10 messages sent, 2 of them then failed: 2 of 10 (20%) fires, 2 of 12 would not."""
+        assert current().track_messages == 0
+        _post(post, client, [status(f"m{i}", "sent", tracker="once") for i in range(10)])
+        failed = [status(f"m{i}", "failed", tracker="once", code=131049) for i in range(2)]
+        _post(post, client, failed)
+        _post(post, client, failed[:1])  # Meta's redelivery of a failure: not counted again
+        row = self._row(redis, "once")
+        assert (row["sent"], row["failed"], row["sent_failed"]) == (10, 2, 2)
+        assert (row["messages"], row["failure_rate"]) == (10, 0.2)
+        assert rates.check(redis) == {"fired": ["once"], "resolved": []}
+
+    def test_failed_before_sent_counts_once(self, redis, post, client, hook):
+        _post(post, client, [status(f"m{i}", "failed", tracker="late", code=131026)
+                             for i in range(2)])  # fmt: skip
+        _post(post, client, [status(f"m{i}", "sent", tracker="late") for i in range(10)])
+        row = self._row(redis, "late")
+        assert (row["sent_failed"], row["messages"], row["failure_rate"]) == (2, 10, 0.2)
+        assert rates.check(redis) == {"fired": ["late"], "resolved": []}
+
+    def test_both_in_one_body_count_once(self, redis, post, client, hook):
+        statuses = [status("b1", "sent", tracker="one"), status("b1", "failed", tracker="one",
+                                                              code=131049)]  # fmt: skip
+        _post(post, client, statuses)
+        assert (self._row(redis, "one")["messages"], self._row(redis, "one")["failed"]) == (1, 1)
+
+    def test_two_apps_flushing_at_once_count_once(self, redis, redis_url, hook):
+        """One app took each message's sent, another its failed; both flush at the same
+        moment, each on its own connection: every message counts once."""
+        apps = [create_app(app_env(redis_url)) for _ in range(2)]
+        try:
+            for round_ in range(5):
+                ids = [f"r{round_}-{i}" for i in range(400)]
+                sent = [status(wamid, "sent", tracker="race") for wamid in ids]
+                failed = [status(wamid, "failed", tracker="race", code=131049) for wamid in ids]
+                for app, statuses in zip(apps, (sent, failed), strict=True):
+                    assert Poster(app.test_client()).signed(body(*statuses)).status_code == 200
+                tallies = [app.extensions["wastatus"].funnel for app in apps]
+                start = threading.Barrier(2)
+                results: list[bool] = []
+
+                def flush(tally, start: threading.Barrier, results: list[bool]) -> None:
+                    start.wait()
+                    results.append(tally.flush())
+
+                threads = [threading.Thread(target=flush, args=(t, start, results))
+                           for t in tallies]  # fmt: skip
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                assert results == [True, True]
+            row = self._row(redis, "race")
+            assert (row["sent"], row["failed"], row["sent_failed"]) == (2000, 2000, 2000)
+            assert row["messages"] == 2000
+        finally:
+            for app in apps:
+                app.extensions["wastatus"].funnel.close()
