@@ -132,6 +132,14 @@ class TestStatusFunnel:
             ("131049", 2), ("131026", 1)]  # fmt: skip
         assert found["codes"][0]["title"] == catalog.lookup(131049, api="cloud").title
 
+    def test_one_message_sent_then_failed_is_one_message(self, redis, post, client, cli_env):
+        """Its sent and its failed make one message, said in the singular."""
+        sent, failed = status("m1", "sent"), status("m1", "failed", code=131049)
+        assert post.signed(body(sent, failed)).status_code == 200
+        assert client.application.extensions["wastatus"].funnel.flush()
+        result = CliRunner().invoke(main, ["status"])
+        assert "100.0% of 1 message failed" in result.output
+
     def test_people_get_a_line_and_the_codes(self, statuses):
         result = CliRunner().invoke(main, ["status"])
         assert "funnel, last 24 h: sent 6 · delivered 4 · read 1 · failed 3" in result.output

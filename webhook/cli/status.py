@@ -115,7 +115,8 @@ def _funnel(found: dict, console: Console) -> None:
         console.print(f"funnel: no statuses in the last {hours:g} h")
         return
     counts = " · ".join(f"{name} {found[name]}" for name in ("sent", "delivered", "read", "failed"))
-    failed = f"{found['failure_rate']:.1%} of {found['messages']} messages failed"
+    noun = "message" if found["messages"] == 1 else "messages"
+    failed = f"{found['failure_rate']:.1%} of {found['messages']} {noun} failed"
     console.print(f"funnel, last {hours:g} h: {counts} ({failed})")
     if found["codes"]:
         codes = ", ".join(f"{row['code']}×{row['count']} {row['title']}" for row in found["codes"])
