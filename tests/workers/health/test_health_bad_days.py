@@ -86,6 +86,18 @@ def settle(redis, events: list[dict], notified: int, receiver) -> None:
           and None not in ended(redis, events).values(), timeout=30)  # fmt: skip
 
 
+def each_ends_once(redis, events: list[dict], receiver) -> None:
+    """Every event counted once, ended once (no ledger conflict), in at most one notification,
+    and alerted exactly when a notification carried it."""
+    assert sum(tracker.summary(redis)["events"].values()) == len(events)
+    settle(redis, events, 0, receiver)
+    assert ledger.summary(redis)["conflicts"] == 0
+    carried = [item["event_id"] for alert in notifications(receiver) for item in alert["alerts"]]
+    assert len(carried) == len(set(carried))
+    alerted = {key for key, value in ended(redis, events).items() if value == "alerted"}
+    assert alerted == set(carried)
+
+
 class TestKilledDrainJob:
     """A drain job SIGKILLed while it handled health events: its rerun takes each event once."""
 
@@ -246,14 +258,7 @@ class TestConcurrentWorkers:
         [item] = tracker.entities(redis)
         assert item["state"]["status"] == status
         assert bool(tracker.open_problems(redis, prune=False)) == is_open
-        assert sum(tracker.summary(redis)["events"].values()) == len(events)
-        settle(redis, events, 0, receiver)
-        assert ledger.summary(redis)["conflicts"] == 0
-        carried = [item["event_id"] for alert in notifications(receiver)
-                   for item in alert["alerts"]]  # fmt: skip
-        assert len(carried) == len(set(carried))
-        alerted = {key for key, value in ended(redis, events).items() if value == "alerted"}
-        assert alerted == set(carried)
+        each_ends_once(redis, events, receiver)
 
     def test_four_drainers_on_40_templates_end_each_in_its_latest_state(self, redis, receiver, env):
         """400 PAUSED/REINSTATED changes of 40 templates, shuffled, in batches of 5 taken by
@@ -280,14 +285,7 @@ class TestConcurrentWorkers:
         paused = {key for key, event in latest.items() if event["event"] == "PAUSED"}
         problems = tracker.open_problems(redis, prune=False)
         assert sorted(problem["entity_key"] for problem in problems) == sorted(paused)
-        assert sum(tracker.summary(redis)["events"].values()) == len(events)
-        settle(redis, events, 0, receiver)
-        assert ledger.summary(redis)["conflicts"] == 0
-        carried = [item["event_id"] for alert in notifications(receiver)
-                   for item in alert["alerts"]]  # fmt: skip
-        assert len(carried) == len(set(carried))
-        alerted = {key for key, value in ended(redis, events).items() if value == "alerted"}
-        assert alerted == set(carried)
+        each_ends_once(redis, events, receiver)
 
 
 def race(redis, monkeypatch, event: dict, interloper, now: float) -> tuple[str, int]:
