@@ -101,16 +101,12 @@ def sent_marks(connection: redis.Redis, messages: int) -> dict:
 
 
 def measure(messages: int) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
-        try:
-            connection = redis.Redis.from_url(server.url)
-            version = connection.info("server")["redis_version"]
-            found = {"redis_version": version, "stuck_index": stuck_index(connection, messages)}
-            found["late_record"] = [late_record(connection, count) for count in FAILURES]
-            found["sent_marks"] = [sent_marks(connection, count) for count in MARKED]
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
+        connection = redis.Redis.from_url(server.url)
+        version = connection.info("server")["redis_version"]
+        found = {"redis_version": version, "stuck_index": stuck_index(connection, messages)}
+        found["late_record"] = [late_record(connection, count) for count in FAILURES]
+        found["sent_marks"] = [sent_marks(connection, count) for count in MARKED]
     return found
 
 

@@ -47,27 +47,21 @@ def tally(minute: int, trackers: int, phones: int) -> dict[tuple, int]:
 
 
 def measure(trackers: int, phones: int, minutes: int) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
-        try:
-            connection = redis.Redis.from_url(server.url)
-            before = connection.info("memory")["used_memory"]
-            first = int(time.time() // 60) - minutes
-            for minute in range(first, first + minutes):
-                with connection.pipeline(transaction=False) as pipe:
-                    funnels.write(
-                        pipe, tally(minute, trackers, phones), RETENTION_DAYS * 86400.0, 1000
-                    )
-                    pipe.execute()
-            after = connection.info("memory")["used_memory"]
-            keys = list(connection.scan_iter(match=funnels.PREFIX + "*", count=1000))
-            sizes = {key: connection.memory_usage(key, samples=0) or 0 for key in keys}
-            minute_bytes = sum(v for k, v in sizes.items() if b":m:" in k)
-            hour_bytes = sum(v for k, v in sizes.items() if b":h:" in k)
-            encodings = sorted({connection.object("encoding", key).decode() for key in keys})
-            version = connection.info("server")["redis_version"]
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
+        connection = redis.Redis.from_url(server.url)
+        before = connection.info("memory")["used_memory"]
+        first = int(time.time() // 60) - minutes
+        for minute in range(first, first + minutes):
+            with connection.pipeline(transaction=False) as pipe:
+                funnels.write(pipe, tally(minute, trackers, phones), RETENTION_DAYS * 86400.0, 1000)
+                pipe.execute()
+        after = connection.info("memory")["used_memory"]
+        keys = list(connection.scan_iter(match=funnels.PREFIX + "*", count=1000))
+        sizes = {key: connection.memory_usage(key, samples=0) or 0 for key in keys}
+        minute_bytes = sum(v for k, v in sizes.items() if b":m:" in k)
+        hour_bytes = sum(v for k, v in sizes.items() if b":h:" in k)
+        encodings = sorted({connection.object("encoding", key).decode() for key in keys})
+        version = connection.info("server")["redis_version"]
     day = 1440 / minutes
     per_minute = minute_bytes / minutes
     per_hour = hour_bytes / (minutes / 60)

@@ -112,12 +112,8 @@ def main() -> int:
     if options.child:
         child(options.child)
         return 0
-    with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
-        try:
-            found = [run(server.url, n, options.events, options.entities) for n in (1, 2, 4)]
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
+        found = [run(server.url, n, options.events, options.entities) for n in (1, 2, 4)]
     base = found[0]["events_per_second"]
     for row in found:
         row["throughput_ratio"] = round(row["events_per_second"] / base, 2)

@@ -50,20 +50,16 @@ def fill(connection: redis.Redis, messages: int) -> None:
 
 
 def measure(messages: int) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
-        server = RedisServer(Path(folder)).start()
-        try:
-            connection = redis.Redis.from_url(server.url)
-            before = connection.info("memory")["used_memory"]
-            fill(connection, messages)
-            after = connection.info("memory")["used_memory"]
-            keys = list(connection.scan_iter(match=timelines.PREFIX + "*", count=1000))
-            usage = sum(connection.memory_usage(key, samples=0) or 0 for key in keys)
-            stuck = connection.zcard(timelines.STUCK_DUE)
-            encodings = sorted({connection.object("encoding", key).decode() for key in keys})
-            version = connection.info("server")["redis_version"]
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder)) as server:
+        connection = redis.Redis.from_url(server.url)
+        before = connection.info("memory")["used_memory"]
+        fill(connection, messages)
+        after = connection.info("memory")["used_memory"]
+        keys = list(connection.scan_iter(match=timelines.PREFIX + "*", count=1000))
+        usage = sum(connection.memory_usage(key, samples=0) or 0 for key in keys)
+        stuck = connection.zcard(timelines.STUCK_DUE)
+        encodings = sorted({connection.object("encoding", key).decode() for key in keys})
+        version = connection.info("server")["redis_version"]
     return {
         "messages": messages,
         "statuses_per_message": 3,
