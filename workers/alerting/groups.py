@@ -252,15 +252,15 @@ def event_entry(event: Mapping, show_pii: bool = False, shared: Collection[str] 
         item: Mapping = alert_item(event, show_pii)
     else:
         item = event
-    values = [
-        _recipient(event, show_pii)
-        if name == "recipient_id" and item is event
-        else item.get(name)
-        if name not in shared
-        else None
-        for name in EVENT_FIELDS
-    ]
-    values = [bounds.value(value, SAMPLE_TEXT_MAX, depth=2) for value in values]
+    values = []
+    for name in EVENT_FIELDS:
+        if name == "recipient_id" and item is event:
+            value = _recipient(event, show_pii)
+        elif name in shared:
+            value = None  # the group's labels hold it
+        else:
+            value = item.get(name)
+        values.append(bounds.value(value, SAMPLE_TEXT_MAX, depth=2))
     while values and values[-1] is None:
         values.pop()
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
