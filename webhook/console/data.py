@@ -194,7 +194,7 @@ def silence_matchers(labels: Mapping) -> dict:
 def _as_event(item: Mapping, labels: Mapping, latest: Mapping) -> dict:
     """A kept event (or an alert item) in the shape matchers read: what it lacks (api, waba_id,
     status, kind) from the group's latest event, its catalog fields from its code."""
-    event = {**{k: v for k, v in labels.items() if k not in groups.MASKED_KEYS}}
+    event = {k: v for k, v in labels.items() if k not in groups.MASKED_KEYS}
     event |= {key: latest.get(key) for key in ("api", "waba_id", "status", "kind")}
     event |= {key: value for key, value in item.items() if value is not None}
     if "category" in item:  # an alert item has its catalog fields
@@ -230,8 +230,9 @@ def preview(connection: redis.Redis, matchers: Mapping) -> dict:
         labels = meta.get("labels") or {}
         raw = connection.lindex(key + ":sample", 0)
         latest = json.loads(raw) if raw else {}
-        if _constant(meta.get("group_by") or [], normalized) or budget <= 0:
-            estimated = estimated or not _constant(meta.get("group_by") or [], normalized)
+        constant = _constant(meta.get("group_by") or [], normalized)
+        if constant or budget <= 0:
+            estimated = estimated or not constant
             if silences.matches(_as_event(latest, labels, latest), normalized):
                 matched.append(found["id"])
                 events += found["count"]
