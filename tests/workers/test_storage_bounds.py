@@ -150,7 +150,7 @@ class TestAlertSampleBounds:
             }
         groups.submit(redis, events, route(group_wait=3600.0), settings=read({}))
         (group,) = groups.open_groups(redis)
-        sample = groups.group_hash(group["id"]) + ":sample"
+        sample = groups.sample_key(group["id"])
         assert redis.llen(sample) == groups.SAMPLE_SIZE
         assert redis.memory_usage(sample) < 100_000
 

@@ -89,7 +89,7 @@ def group(
     kept, total = listed["kept"], listed["total"]
     more = listed["start"] + len(events) < kept
     # the catalog's entry from the latest alert item (groups.submit keeps the latest first)
-    latest = connection.lindex(groups.group_hash(gid) + ":sample", 0)
+    latest = connection.lindex(groups.sample_key(gid), 0)
     sent = group_notifications(connection, gid, settings)
     return {
         **summary,
@@ -228,7 +228,7 @@ def preview(connection: redis.Redis, matchers: Mapping) -> dict:
         key = groups.group_hash(found["id"])
         meta = json.loads(connection.hget(key, "meta") or "{}")
         labels = meta.get("labels") or {}
-        raw = connection.lindex(key + ":sample", 0)
+        raw = connection.lindex(groups.sample_key(found["id"]), 0)
         latest = json.loads(raw) if raw else {}
         constant = _constant(meta.get("group_by") or [], normalized)
         if constant or budget <= 0:

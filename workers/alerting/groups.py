@@ -202,9 +202,14 @@ def events_key(gid: str) -> str:
     return group_hash(gid) + ":events"
 
 
+def sample_key(gid: str) -> str:
+    """The group's latest alert items, newest first (at most SAMPLE_SIZE)."""
+    return group_hash(gid) + ":sample"
+
+
 def _keys(gid: str) -> list[str]:
     base = group_hash(gid)
-    return [base, base + ":pending", base + ":sample", GROUPS]
+    return [base, base + ":pending", sample_key(gid), GROUPS]
 
 
 def _more_keys(gid: str) -> list[str]:
